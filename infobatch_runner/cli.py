@@ -1,0 +1,39 @@
+"""`infobatch-run`: compose the Hydra config, validate it, train, report.
+
+Bad input ends in one sentence on stderr and exit status 2, never a traceback.
+"""
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from infobatch_runner.errors import UserError
+
+log = logging.getLogger("infobatch_runner")
+
+
+@hydra.main(version_base="1.3", config_path="pkg://infobatch_runner.conf", config_name="config")
+def run(cfg: DictConfig) -> float:
+    from infobatch_runner.train import closing_line, train
+    from infobatch_runner.validate import validate
+
+    try:
+        validate(cfg)
+        summary = train(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except UserError as exc:
+        print(f"infobatch-run: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    print(closing_line(summary), flush=True)
+    return summary["final/test_acc"]  # what a Hydra sweeper (e.g. Optuna) would optimise
+
+
+def main() -> None:
+    run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""ImageNet-style class-per-folder trees (root/train/<class>/*.jpg, root/val/<class>/*.jpg).
+
+Images are decoded by DataLoader workers and handed over as uint8 tensors; normalisation
+happens on the training device, as for the in-memory datasets.
+"""
+
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+from torchvision import transforms
+from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader, make_dataset
+
+from infobatch_runner.errors import UserError
+
+
+def find_classes(directory: Path) -> dict[str, int]:
+    classes = sorted(d.name for d in directory.iterdir() if d.is_dir())
+    if not classes:
+        raise UserError(f"{directory} holds no class folders; expected {directory}/<class>/<image>.")
+    return {name: i for i, name in enumerate(classes)}
+
+
+class FolderImages(Dataset):
+    """One split of a folder tree; item i is (uint8 image tensor, label, i)."""
+
+    def __init__(self, directory: Path, class_to_idx: dict[str, int], transform, limit: int | None = None):
+        if not directory.is_dir():
+            raise UserError(f"image folder {directory} does not exist; point dataset.root at a tree with train/ and val/.")
+        samples = make_dataset(str(directory), class_to_idx, extensions=IMG_EXTENSIONS, allow_empty=True)
+        if not samples:
+            raise UserError(f"{directory} holds no images with a known extension ({', '.join(IMG_EXTENSIONS)}).")
+        if limit is not None and limit < len(samples):
+            # Files are sorted by class, so a head would drop whole classes: take a fixed random subset.
+            keep = torch.randperm(len(samples), generator=torch.Generator().manual_seed(0))[:limit].sort().values
+            samples = [samples[i] for i in keep.tolist()]
+        self.samples = samples
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        path, label = self.samples[i]
+        try:
+            image = default_loader(path)
+        except OSError as exc:
+            raise UserError(f"cannot read image {path}: {exc}") from None
+        return self.transform(image), label, i
+
+
+def folder_transforms(image_size: int, eval_resize: int, flip: bool):
+    train = [transforms.RandomResizedCrop(image_size, antialias=True)]
+    if flip:
+        train.append(transforms.RandomHorizontalFlip())
+    train.append(transforms.PILToTensor())
+    test = [transforms.Resize(eval_resize, antialias=True), transforms.CenterCrop(image_size), transforms.PILToTensor()]
+    return transforms.Compose(train), transforms.Compose(test)
+
+
+def load_folder_splits(root: str, train_dir: str, test_dir: str, image_size: int, eval_resize: int, flip: bool,
+                       limit_train: int | None, limit_test: int | None) -> tuple[FolderImages, FolderImages, int]:
+    base = Path(root).expanduser()
+    if not (base / train_dir).is_dir():
+        raise UserError(
+            f"no image folder tree at {base} (expected {base / train_dir}/<class>/<image>); point dataset.root at it."
+        )
+    class_to_idx = find_classes(base / train_dir)
+    train_tf, test_tf = folder_transforms(image_size, eval_resize, flip)
+    train = FolderImages(base / train_dir, class_to_idx, train_tf, limit_train)
+    test = FolderImages(base / test_dir, class_to_idx, test_tf, limit_test)
+    return train, test, len(class_to_idx)

@@ -1,0 +1,152 @@
+"""Two loaders that consume an epoch plan and yield batches (x, y, idx, w) on the training device.
+
+- DeviceLoader: the whole uint8 dataset lives on the device; a batch is an index into it, with
+  random crop and flip done on the device. For datasets that fit (Fashion-MNIST, CIFAR).
+- StreamLoader: a DataLoader over files whose batch sampler walks the current plan, for trees
+  that do not fit (ImageNet). Its length is the current plan's, set before the epoch starts.
+
+Both hand over the batch's sample indices and per-sample loss weights, sliced from the plan.
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Sampler
+
+from infobatch_runner.data.arrays import ImageArrays
+
+
+@dataclass
+class Batch:
+    x: torch.Tensor  # float, normalised, on the device
+    y: torch.Tensor  # int64 labels
+    idx: torch.Tensor  # int64 sample indices into the training set
+    w: torch.Tensor  # float32 loss weights
+
+
+class Normalize:
+    """uint8 (B, C, H, W) on the device -> float32, standardised per channel, optionally channels_last."""
+
+    def __init__(self, mean, std, channels: int, device: torch.device, channels_last: bool):
+        def per_channel(values):
+            t = torch.tensor(list(values), dtype=torch.float32, device=device)
+            return t.expand(channels).reshape(1, channels, 1, 1) if t.numel() == 1 else t.reshape(1, channels, 1, 1)
+
+        self.scale = 1.0 / (255.0 * per_channel(std))
+        self.shift = per_channel(mean) / per_channel(std)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.float() * self.scale - self.shift).contiguous(memory_format=self.memory_format)
+
+
+def random_crop(x: torch.Tensor, padding: int, gen: torch.Generator) -> torch.Tensor:
+    """Zero-pad by `padding` and crop back at a random offset per image (torchvision's RandomCrop)."""
+    b, c, h, w = x.shape
+    padded = F.pad(x, (padding,) * 4)
+    dev = x.device
+    dy = torch.randint(0, 2 * padding + 1, (b,), device=dev, generator=gen)
+    dx = torch.randint(0, 2 * padding + 1, (b,), device=dev, generator=gen)
+    rows = (dy[:, None] + torch.arange(h, device=dev))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=dev))[:, None, None, :]
+    batch = torch.arange(b, device=dev)[:, None, None, None]
+    chan = torch.arange(c, device=dev)[None, :, None, None]
+    return padded[batch, chan, rows, cols]
+
+
+def random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    flip = torch.rand(x.shape[0], device=x.device, generator=gen) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+def steps_for(n: int, batch_size: int) -> int:
+    return math.ceil(n / batch_size)
+
+
+class DeviceLoader:
+    def __init__(self, arrays: ImageArrays, batch_size: int, device: torch.device, normalize: Normalize,
+                 crop_padding: int = 0, flip: bool = False, seed: int = 0):
+        self.images = arrays.images.to(device)
+        self.labels = arrays.labels.to(device)
+        self.batch_size = batch_size
+        self.normalize = normalize
+        self.crop_padding = crop_padding
+        self.flip = flip
+        self.gen = torch.Generator(device=device).manual_seed(seed)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def num_batches(self, n: int) -> int:
+        return steps_for(n, self.batch_size)
+
+    def iterate(self, indices: torch.Tensor, weights: torch.Tensor | None = None) -> Iterator[Batch]:
+        if weights is None:
+            weights = torch.ones(indices.shape[0], device=indices.device)
+        for start in range(0, indices.shape[0], self.batch_size):
+            idx = indices[start : start + self.batch_size]
+            x = self.images[idx]
+            if self.crop_padding:
+                x = random_crop(x, self.crop_padding, self.gen)
+            if self.flip:
+                x = random_flip(x, self.gen)
+            yield Batch(self.normalize(x), self.labels[idx], idx, weights[start : start + self.batch_size])
+
+
+class PlanBatchSampler(Sampler):
+    """Yields consecutive slices of the current plan; set_plan() before each epoch."""
+
+    def __init__(self, batch_size: int):
+        self.batch_size = batch_size
+        self.indices: list[int] = []
+
+    def set_plan(self, indices: torch.Tensor) -> None:
+        self.indices = indices.cpu().tolist()  # one host copy per epoch, not per batch
+
+    def __len__(self) -> int:
+        return steps_for(len(self.indices), self.batch_size)
+
+    def __iter__(self):
+        for start in range(0, len(self.indices), self.batch_size):
+            yield self.indices[start : start + self.batch_size]
+
+
+class StreamLoader:
+    def __init__(self, dataset, batch_size: int, device: torch.device, normalize: Normalize, num_workers: int):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.device = device
+        self.normalize = normalize
+        self.sampler = PlanBatchSampler(batch_size)
+        self.loader = DataLoader(
+            dataset,
+            batch_sampler=self.sampler,
+            num_workers=num_workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=num_workers > 0,
+        )
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def num_batches(self, n: int) -> int:
+        return steps_for(n, self.batch_size)
+
+    def iterate(self, indices: torch.Tensor, weights: torch.Tensor | None = None) -> Iterator[Batch]:
+        if weights is None:
+            weights = torch.ones(indices.shape[0], device=self.device)
+        self.sampler.set_plan(indices)
+        start = 0
+        for x, y, idx in self.loader:
+            n = idx.shape[0]
+            x = x.to(self.device, non_blocking=True)
+            yield Batch(
+                self.normalize(x),
+                y.to(self.device, non_blocking=True),
+                idx.to(self.device, non_blocking=True),
+                weights[start : start + n],
+            )
+            start += n

@@ -1,0 +1,28 @@
+"""Pruning strategies behind one contract (base.py), registered by their `prune.name`."""
+
+import inspect
+
+import torch
+
+from infobatch_runner.errors import UserError
+from infobatch_runner.pruning.base import Plan, Strategy
+from infobatch_runner.pruning.full import Full
+from infobatch_runner.pruning.infobatch import InfoBatch
+
+STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Full, InfoBatch)}
+
+
+def build_strategy(cfg, num_samples: int, epochs: int, seed: int, device: torch.device | str = "cpu") -> Strategy:
+    """Build the strategy named by cfg.name with the other keys of cfg as its parameters."""
+    params = {k: v for k, v in dict(cfg).items() if k != "name"}
+    if cfg.name not in STRATEGIES:
+        raise UserError(f"prune={cfg.name!r} is unknown; choose one of {', '.join(sorted(STRATEGIES))}.")
+    cls = STRATEGIES[cfg.name]
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "num_samples", "epochs", "seed", "device"}
+    unknown = sorted(set(params) - accepted)
+    if unknown:
+        raise UserError(f"prune={cfg.name} has no parameter {unknown[0]!r}; it takes {', '.join(sorted(accepted)) or 'none'}.")
+    return cls(num_samples, epochs, seed, device, **params)
+
+
+__all__ = ["Plan", "Strategy", "STRATEGIES", "build_strategy"]

@@ -1,0 +1,82 @@
+"""The contract every pruning strategy keeps (see docs/strategies.md).
+
+- plan(epoch) -> Plan: the epoch's sample indices (already shuffled) and a loss weight per index,
+  materialised before the epoch starts, so its length sizes the schedule and the progress bar.
+- observe(indices, losses): the trained batch's detached per-sample losses; device ops only.
+- state_dict() / load_state_dict(): everything, generator included, to continue identically.
+
+A strategy owns its random generator (on the training device) and never touches the global
+torch or numpy RNG. It knows nothing of models, loaders or loggers.
+"""
+
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from infobatch_runner.errors import UserError
+
+
+@dataclass
+class Plan:
+    indices: torch.Tensor  # int64, on the device, unique, in [0, N)
+    weights: torch.Tensor  # float32, positive, aligned with indices
+
+    def __len__(self) -> int:
+        return self.indices.shape[0]
+
+
+def strategy_seed(run_seed: int, name: str) -> int:
+    """A seed for the strategy's own generator, decorrelated from the model-init seed."""
+    digest = hashlib.sha256(f"{name}:{run_seed}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def floor_count(x: float) -> int:
+    """floor() that forgives float round-off: (1 - 0.9) * 10 is 0.9999999999999998, not 0."""
+    return math.floor(x + 1e-9)
+
+
+def first_full_epoch(delta: float, epochs: int) -> int:
+    """The first epoch e with e >= delta * epochs, robust to 0.9 * 10 = 9.000000000000002."""
+    return math.ceil(delta * epochs - 1e-9)
+
+
+def check_range(name: str, value, low: float, high: float, low_open: bool = False, high_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"prune.{name} must be a number (got {value!r}).")
+    below = value <= low if low_open else value < low
+    above = value >= high if high_open else value > high
+    if below or above or math.isnan(value):
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise UserError(f"prune.{name} must be in {interval} (got {value!r}).")
+    return float(value)
+
+
+class Strategy:
+    name: ClassVar[str]
+
+    def __init__(self, num_samples: int, epochs: int, seed: int, device: torch.device | str = "cpu"):
+        self.num_samples = num_samples
+        self.epochs = epochs
+        self.device = torch.device(device)
+        self.gen = torch.Generator(device=self.device).manual_seed(strategy_seed(seed, self.name))
+
+    def plan(self, epoch: int) -> Plan:
+        raise NotImplementedError
+
+    def observe(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
+        """Strategies that learn nothing from losses ignore them."""
+
+    def full_plan(self) -> Plan:
+        """Every sample once, freshly shuffled, weight 1."""
+        indices = torch.randperm(self.num_samples, generator=self.gen, device=self.device)
+        return Plan(indices, torch.ones(self.num_samples, device=self.device))
+
+    def state_dict(self) -> dict:
+        return {"gen": self.gen.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.gen.set_state(state["gen"])

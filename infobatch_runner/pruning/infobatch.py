@@ -1,0 +1,69 @@
+import torch
+
+from infobatch_runner.pruning.base import Plan, Strategy, check_range, first_full_epoch, floor_count
+
+
+class InfoBatch(Strategy):
+    """InfoBatch (Qin et al., "InfoBatch: Lossless Training Speed Up by Unbiased Dynamic Data
+    Pruning", ICLR 2024).
+
+    While epoch < delta * epochs: the candidates are the samples already seen whose score is below
+    the mean score of the seen samples; exactly floor((1 - ratio) * n_candidates) of them, drawn
+    uniformly, are kept with loss weight 1 / (1 - ratio), and every other sample is kept with
+    weight 1. From epoch ceil(delta * epochs) on (annealing): all samples, weight exactly 1.
+    The score is the latest per-sample loss, or its moving average when score_momentum > 0.
+
+    Cost: one scatter per batch in observe; per epoch one mean, one nonzero and two permutations
+    on the device. Unlike the published code, the plan is fresh each epoch (no stale weights in
+    annealing epochs, whatever delta * epochs is), its length is known before the epoch starts,
+    bf16/fp16 losses are cast to float32, and the global RNGs are left alone.
+    """
+
+    name = "infobatch"
+
+    def __init__(self, num_samples, epochs, seed, device="cpu", ratio: float = 0.5, delta: float = 0.875,
+                 score_momentum: float = 0.0):
+        self.ratio = check_range("ratio", ratio, 0.0, 1.0, high_open=True)
+        self.delta = check_range("delta", delta, 0.0, 1.0, low_open=True)
+        self.momentum = check_range("score_momentum", score_momentum, 0.0, 1.0, high_open=True)
+        super().__init__(num_samples, epochs, seed, device)
+        self.anneal_from = first_full_epoch(self.delta, epochs)
+        self.score = torch.zeros(num_samples, dtype=torch.float32, device=self.device)
+        self.seen = torch.zeros(num_samples, dtype=torch.bool, device=self.device)
+
+    def observe(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
+        losses = losses.detach().float()
+        if self.momentum > 0:
+            old = self.score[indices]
+            losses = torch.where(self.seen[indices], self.momentum * old + (1 - self.momentum) * losses, losses)
+        self.score[indices] = losses
+        self.seen[indices] = True
+
+    def candidates(self) -> torch.Tensor:
+        """Boolean mask of the well-learned samples: seen, and scored below the seen mean."""
+        seen = self.seen.float()
+        mean = (self.score * seen).sum() / seen.sum().clamp(min=1)
+        return self.seen & (self.score < mean)
+
+    def plan(self, epoch: int) -> Plan:
+        if epoch >= self.anneal_from:
+            return self.full_plan()
+        mask = self.candidates()
+        candidates = mask.nonzero().squeeze(1)  # the one host sync of the epoch
+        n_keep = floor_count((1 - self.ratio) * candidates.shape[0])
+        kept = candidates[torch.randperm(candidates.shape[0], generator=self.gen, device=self.device)[:n_keep]]
+        keep = ~mask
+        keep[kept] = True
+        weights = torch.ones(self.num_samples, device=self.device)
+        weights[kept] = 1.0 / (1.0 - self.ratio)
+        indices = keep.nonzero().squeeze(1)
+        indices = indices[torch.randperm(indices.shape[0], generator=self.gen, device=self.device)]
+        return Plan(indices, weights[indices])
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "score": self.score.clone(), "seen": self.seen.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.score.copy_(state["score"])
+        self.seen.copy_(state["seen"])

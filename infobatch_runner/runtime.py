@@ -1,0 +1,99 @@
+"""Device, precision and honest timing: wall-clock measured after the device has finished."""
+
+import time
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+import torch
+
+from infobatch_runner.errors import UserError
+
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+
+
+def resolve_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise UserError(f"trainer.device must be auto, cpu, cuda or cuda:N (got {spec!r}).") from None
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"trainer.device must be auto, cpu, cuda or cuda:N (got {spec!r}).")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError("trainer.device=cuda but PyTorch sees no CUDA device here; use trainer.device=cpu or auto.")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(f"trainer.device={spec} but only {torch.cuda.device_count()} CUDA device(s) are visible.")
+    return device
+
+
+def resolve_precision(spec: str, device: torch.device) -> str:
+    if spec not in PRECISIONS:
+        raise UserError(f"trainer.precision must be one of {', '.join(PRECISIONS)} (got {spec!r}).")
+    if spec == "auto":
+        if device.type != "cuda":
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if spec == "fp16" and device.type != "cuda":
+        raise UserError("trainer.precision=fp16 needs a CUDA device; on CPU use bf16 or fp32.")
+    return spec
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"cpu: {line.split(':', 1)[1].strip()}"
+    except OSError:
+        pass
+    return "cpu"
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed_now(device: torch.device) -> float:
+    """perf_counter() once everything queued on the device has run."""
+    synchronize(device)
+    return time.perf_counter()
+
+
+class SectionClock:
+    """Sums the time spent in a code section without syncing the host each time: CUDA events
+    on a GPU (read once, by collect(), after the epoch's sync), perf_counter on the CPU."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.pending: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
+        self.total = 0.0
+
+    @contextmanager
+    def __call__(self):
+        if self.cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            yield
+            end.record()
+            self.pending.append((start, end))
+        else:
+            t0 = time.perf_counter()
+            yield
+            self.total += time.perf_counter() - t0
+
+    def collect(self) -> float:
+        """Total seconds so far; call after the device is synchronised."""
+        self.total += sum(s.elapsed_time(e) for s, e in self.pending) / 1000.0
+        self.pending.clear()
+        return self.total

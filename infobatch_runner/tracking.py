@@ -1,0 +1,121 @@
+"""Where a run's numbers go: local files (the source of truth) and, optionally, Weights & Biases.
+
+metrics.csv holds one row per epoch with EPOCH_KEYS; summary.json holds the run's totals.
+W&B gets the same rows and summary, the resolved config, a name saying strategy and ratio,
+and a group per dataset + model. W&B never prompts: with no credentials it runs offline.
+"""
+
+import csv
+import json
+import logging
+import netrc
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+log = logging.getLogger(__name__)
+
+EPOCH_KEYS = ("epoch", "lr", "train/loss", "train/kept_fraction", "train/epoch_time_s", "test/acc", "test/loss")
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+class LocalTracker:
+    def __init__(self, run_dir: Path):
+        self.metrics_path = run_dir / "metrics.csv"
+        self.summary_path = run_dir / "summary.json"
+        new = not self.metrics_path.exists()
+        self._file = open(self.metrics_path, "a", newline="")
+        self._writer = csv.DictWriter(self._file, fieldnames=EPOCH_KEYS)
+        if new:
+            self._writer.writeheader()
+
+    def log_epoch(self, row: dict) -> None:
+        self._writer.writerow({k: row[k] for k in EPOCH_KEYS})
+        self._file.flush()
+
+    def log_summary(self, summary: dict) -> None:
+        write_json_atomic(self.summary_path, summary)
+
+    def finish(self) -> None:
+        self._file.close()
+
+
+def has_wandb_credentials() -> bool:
+    """True when W&B could log in without asking: an API key in the environment or in netrc."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    try:
+        return netrc.netrc(os.environ.get("NETRC")).authenticators(host) is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+class WandbTracker:
+    def __init__(self, cfg_logger, run_dir: Path, config: dict, name: str, group: str, tags: list[str]):
+        import wandb
+
+        mode = cfg_logger.mode
+        if mode == "online" and not has_wandb_credentials():
+            log.warning("W&B: no API key found (WANDB_API_KEY or `wandb login`), logging offline to %s/wandb; "
+                        "upload later with `wandb sync`.", run_dir)
+            mode = "offline"
+        kwargs = dict(
+            project=cfg_logger.project, entity=cfg_logger.get("entity"), group=group, name=name, job_type="train",
+            tags=tags, config=config, dir=str(run_dir), reinit="finish_previous",
+            settings=wandb.Settings(console="off", quiet=True),
+        )
+        try:
+            self.run = wandb.init(mode=mode, **kwargs)
+        except Exception as exc:  # an unreachable server or a rejected key must not lose the run
+            if mode != "online":
+                raise
+            log.warning("W&B: could not start an online run (%s); logging offline instead.", str(exc).splitlines()[0])
+            self.run = wandb.init(mode="offline", **kwargs)
+        self.run.define_metric("epoch")
+        self.run.define_metric("*", step_metric="epoch")
+
+    def log_epoch(self, row: dict) -> None:
+        self.run.log(dict(row))
+
+    def log_summary(self, summary: dict) -> None:
+        self.run.summary.update(summary)
+
+    def finish(self) -> None:
+        self.run.finish()
+
+
+class Trackers:
+    """Fans every call out to the local files and, when enabled, W&B."""
+
+    def __init__(self, trackers: list):
+        self.trackers = trackers
+
+    def log_epoch(self, row: dict) -> None:
+        for t in self.trackers:
+            t.log_epoch(row)
+
+    def log_summary(self, summary: dict) -> None:
+        for t in self.trackers:
+            t.log_summary(summary)
+
+    def finish(self) -> None:
+        for t in self.trackers:
+            t.finish()
+
+
+def build_trackers(cfg, run_dir: Path, config: dict) -> Trackers:
+    trackers: list = [LocalTracker(run_dir)]
+    if cfg.logger.name == "wandb" and cfg.logger.mode != "disabled":
+        ratio = "" if cfg.prune.name == "full" else f"-r{cfg.prune.ratio:g}"
+        name = f"{cfg.prune.name}{ratio}-s{cfg.seed}"
+        model = cfg.model.arch if cfg.model.name == "timm" else cfg.model.name
+        group = cfg.logger.group or f"{cfg.dataset.name}-{model}"
+        tags = [cfg.prune.name, cfg.dataset.name, model, *cfg.logger.get("tags", [])]
+        trackers.append(WandbTracker(cfg.logger, run_dir, config, name, group, tags))
+    return Trackers(trackers)
