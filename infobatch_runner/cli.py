@@ -32,6 +32,13 @@ def run(cfg: DictConfig) -> float:
 
 
 def main() -> None:
+    from infobatch_runner.choices import check_group_choices
+
+    try:
+        check_group_choices(sys.argv[1:])
+    except UserError as exc:
+        print(f"infobatch-run: error: {exc}", file=sys.stderr)
+        sys.exit(2)
     run()
 
 

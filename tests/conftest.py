@@ -1,0 +1,30 @@
+import os
+
+import pytest
+from hydra import compose, initialize_config_module
+
+# Nothing in the tests may reach the network: W&B logs offline unless a test says otherwise.
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+TINY = [
+    "dataset=synthetic",
+    "dataset.num_train=256",
+    "dataset.num_test=128",
+    "dataset.image_size=16",
+    "trainer.epochs=3",
+    "trainer.batch_size=64",
+    "trainer.progress=false",
+    "logger=none",
+]
+
+
+@pytest.fixture
+def compose_cfg():
+    """Compose the packaged config as the CLI does, with the given overrides."""
+
+    def _compose(overrides=()):
+        with initialize_config_module(version_base="1.3", config_module="infobatch_runner.conf"):
+            return compose(config_name="config", overrides=list(overrides))
+
+    return _compose

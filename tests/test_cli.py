@@ -1,0 +1,89 @@
+"""The installed console script end to end, as a user runs it: from another directory, offline."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY
+
+SCRIPT = str(Path(sys.executable).with_name("infobatch-run"))
+
+
+def run_cli(args, cwd, env_extra=None, timeout=300):
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env_extra or {})}
+    return subprocess.run([SCRIPT, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def wandb_runs(run_dir: Path):
+    return sorted((run_dir / "wandb").glob("offline-run-*"))
+
+
+TINY_WANDB = [a for a in TINY if a != "logger=none"] + ["logger=wandb"]
+
+
+def test_single_run_writes_metrics_summary_and_an_offline_wandb_run(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli(TINY_WANDB + [f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "final test acc" in result.stdout and "samples saved" in result.stdout
+    lines = (run_dir / "metrics.csv").read_text().splitlines()
+    assert lines[0] == "epoch,lr,train/loss,train/kept_fraction,train/epoch_time_s,test/acc,test/loss"
+    assert len(lines) == 1 + 3
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["strategy"] == "infobatch" and summary["epochs"] == 3
+    assert len(wandb_runs(run_dir)) == 1
+    assert list(wandb_runs(run_dir)[0].glob("*.wandb")), "the offline run holds its data file"
+
+
+def test_two_job_multirun_gives_one_wandb_run_per_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli(["-m", "prune=full,infobatch", *TINY_WANDB, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert [p.name for p in jobs] == ["0_full", "1_infobatch"]
+    for job in jobs:
+        assert json.loads((job / "summary.json").read_text())["strategy"] == job.name.split("_", 1)[1]
+        assert len(wandb_runs(job)) == 1
+
+
+def test_resnet50_infobatch_runs_on_cpu(tmp_path):
+    args = ["prune=infobatch", "model=resnet50", "dataset=synthetic", "trainer.epochs=2", "dataset.num_train=64",
+            "dataset.num_test=32", "trainer.batch_size=32", "logger=none", f"hydra.run.dir={tmp_path / 'r50'}"]
+    result = run_cli(args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "r50" / "summary.json").read_text())["model"] == "resnet50"
+
+
+@pytest.mark.parametrize("bad,named", [("prune.ratio=1.5", "prune.ratio"), ("trainer.epochs=0", "trainer.epochs"),
+                                       ("model=nope", "model=nope"), ("trainer.precision=fp16", "fp16")])
+def test_bad_input_is_one_sentence_and_nonzero_exit(tmp_path, bad, named):
+    result = run_cli(TINY + [bad, f"hydra.run.dir={tmp_path / 'bad'}"], cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1 and named in message and message.startswith("infobatch-run: error:")
+    assert not (tmp_path / "bad" / "metrics.csv").exists()
+
+
+def test_wandb_without_credentials_goes_offline_without_asking(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(HOME=str(tmp_path), NETRC=str(tmp_path / "no-netrc"))
+    run_dir = tmp_path / "run"
+    args = TINY_WANDB + ["logger.mode=online", f"hydra.run.dir={run_dir}"]
+    result = subprocess.run([SCRIPT, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    notices = [line for line in (result.stdout + result.stderr).splitlines() if "no API key found" in line]
+    assert len(notices) == 1
+    assert len(wandb_runs(run_dir)) == 1
+
+
+def test_help_lists_the_config_groups(tmp_path):
+    result = run_cli(["--help"], cwd=tmp_path)
+    assert result.returncode == 0
+    for line in ("prune: full, infobatch", "model: cnn_small, resnet18, resnet50, timm", "experiment:"):
+        assert line in result.stdout

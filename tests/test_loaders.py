@@ -1,0 +1,81 @@
+"""Loaders hand each batch the images, labels, sample indices and weights of the plan, in order."""
+
+import torch
+
+from infobatch_runner.data.arrays import ImageArrays
+from infobatch_runner.data.folder import load_folder_splits
+from infobatch_runner.data.loaders import DeviceLoader, Normalize, StreamLoader, random_crop
+from infobatch_runner.pruning.base import Plan
+
+from test_datasets import write_image_tree
+
+
+def arrays(n=50, c=3, size=8):
+    g = torch.Generator().manual_seed(0)
+    return ImageArrays(torch.randint(0, 256, (n, c, size, size), dtype=torch.uint8, generator=g), torch.arange(n) % 7)
+
+
+def a_plan(n, k):
+    g = torch.Generator().manual_seed(3)
+    indices = torch.randperm(n, generator=g)[:k]
+    return Plan(indices, torch.rand(k, generator=g) + 0.5)
+
+
+def test_device_loader_batches_follow_the_plan():
+    data = arrays()
+    norm = Normalize([0.5], [0.25], 3, torch.device("cpu"), channels_last=False)
+    loader = DeviceLoader(data, batch_size=8, device=torch.device("cpu"), normalize=norm)
+    plan = a_plan(50, 29)
+    batches = list(loader.iterate(plan.indices, plan.weights))
+    assert len(batches) == loader.num_batches(len(plan)) == 4
+    assert torch.equal(torch.cat([b.idx for b in batches]), plan.indices)
+    assert torch.equal(torch.cat([b.w for b in batches]), plan.weights)
+    for b in batches:
+        assert torch.equal(b.y, data.labels[b.idx])
+        expected = (data.images[b.idx].float() / 255 - 0.5) / 0.25
+        assert torch.allclose(b.x, expected, atol=1e-5)
+
+
+def test_normalize_per_channel_and_channels_last():
+    norm = Normalize([0.1, 0.2, 0.3], [0.5, 0.5, 0.5], 3, torch.device("cpu"), channels_last=True)
+    x = torch.full((2, 3, 4, 4), 255, dtype=torch.uint8)
+    out = norm(x)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(out[0, :, 0, 0], torch.tensor([1.8, 1.6, 1.4]))
+
+
+def test_random_crop_is_a_shifted_window_of_the_padded_image():
+    x = torch.arange(2 * 1 * 6 * 6, dtype=torch.uint8).reshape(2, 1, 6, 6)
+    out = random_crop(x, 2, torch.Generator().manual_seed(0))
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    assert out.shape == x.shape
+    for b in range(2):
+        windows = [padded[b, :, dy : dy + 6, dx : dx + 6] for dy in range(5) for dx in range(5)]
+        assert any(torch.equal(out[b], w) for w in windows)
+
+
+def test_augmented_batches_keep_labels_and_indices():
+    data = arrays(n=20, size=8)
+    norm = Normalize([0.5], [0.25], 3, torch.device("cpu"), channels_last=False)
+    loader = DeviceLoader(data, 6, torch.device("cpu"), norm, crop_padding=2, flip=True, seed=1)
+    plan = a_plan(20, 20)
+    batches = list(loader.iterate(plan.indices, plan.weights))
+    assert torch.equal(torch.cat([b.idx for b in batches]), plan.indices)
+    assert all(torch.equal(b.y, data.labels[b.idx]) for b in batches)
+    assert batches[0].x.shape == (6, 3, 8, 8)
+
+
+def test_stream_loader_length_and_indices_follow_each_new_plan(tmp_path):
+    write_image_tree(tmp_path, per_class=4)
+    train, _, _ = load_folder_splits(str(tmp_path), "train", "val", 16, 20, False, None, None)
+    norm = Normalize([0.5], [0.25], 3, torch.device("cpu"), channels_last=False)
+    loader = StreamLoader(train, batch_size=5, device=torch.device("cpu"), normalize=norm, num_workers=0)
+    for k in (12, 7):  # the second, shorter plan must not report the first one's length
+        plan = a_plan(12, k)
+        batches = list(loader.iterate(plan.indices, plan.weights))
+        assert len(batches) == loader.num_batches(k) == len(loader.sampler)
+        assert torch.equal(torch.cat([b.idx for b in batches]), plan.indices)
+        assert torch.equal(torch.cat([b.w for b in batches]), plan.weights)
+        for b in batches:
+            assert b.y.tolist() == [train.samples[i][1] for i in b.idx.tolist()]
+            assert b.x.shape[1:] == (3, 16, 16) and b.x.dtype == torch.float32

@@ -1,0 +1,101 @@
+"""The contract of docs/strategies.md, checked for every registered strategy: registering a new
+strategy is enough to put it under these tests."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from infobatch_runner.errors import UserError
+from infobatch_runner.pruning import STRATEGIES, build_strategy
+
+N, EPOCHS, BATCH = 600, 6, 64
+ALL = sorted(STRATEGIES)
+
+
+def make(name, seed=0):
+    return STRATEGIES[name](N, EPOCHS, seed)
+
+
+def losses_for(indices, dtype=torch.float32):
+    # A deterministic stand-in for per-sample losses: some samples are "easy", others "hard".
+    return ((indices.float() * 0.618).remainder(1.0) * 3).to(dtype)
+
+
+def run_epoch(strategy, epoch, dtype=torch.float32):
+    plan = strategy.plan(epoch)
+    for start in range(0, len(plan), BATCH):
+        idx = plan.indices[start : start + BATCH]
+        strategy.observe(idx, losses_for(idx, dtype))
+    return plan
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_plans_are_valid(name):
+    s = make(name)
+    for e in range(EPOCHS):
+        plan = run_epoch(s, e)
+        assert plan.indices.dtype == torch.int64 and plan.weights.dtype == torch.float32
+        assert plan.indices.shape == plan.weights.shape and plan.indices.dim() == 1
+        assert 0 < len(plan) <= N
+        assert int(plan.indices.min()) >= 0 and int(plan.indices.max()) < N
+        assert plan.indices.unique().numel() == len(plan), "indices are unique"
+        assert torch.all(plan.weights > 0) and torch.all(torch.isfinite(plan.weights))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_same_seed_same_plans_other_seed_other_plans(name):
+    a, b, c = make(name, 0), make(name, 0), make(name, 1)
+    for e in range(EPOCHS):
+        pa, pb, pc = run_epoch(a, e), run_epoch(b, e), run_epoch(c, e)
+        assert torch.equal(pa.indices, pb.indices) and torch.equal(pa.weights, pb.weights)
+        assert not torch.equal(pa.indices, pc.indices)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_state_round_trip_continues_identically(name):
+    a = make(name)
+    for e in range(EPOCHS // 2):
+        run_epoch(a, e)
+    b = make(name, seed=123)
+    b.load_state_dict(a.state_dict())
+    for e in range(EPOCHS // 2, EPOCHS):
+        pa, pb = run_epoch(a, e), run_epoch(b, e)
+        assert torch.equal(pa.indices, pb.indices) and torch.equal(pa.weights, pb.weights)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_global_rng_untouched(name):
+    torch.manual_seed(7)
+    np.random.seed(7)
+    random.seed(7)
+    before = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    s = make(name)
+    for e in range(EPOCHS):
+        run_epoch(s, e)
+    s.load_state_dict(s.state_dict())
+    assert torch.equal(torch.get_rng_state(), before[0])
+    assert np.array_equal(np.random.get_state()[1], before[1])
+    assert random.getstate() == before[2]
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_observe_accepts_low_precision_losses(name, dtype):
+    s = make(name)
+    for e in range(3):
+        run_epoch(s, e, dtype)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_unknown_parameter_is_refused(name, compose_cfg):
+    cfg = compose_cfg([f"prune={name}", "+prune.bogus=1"])
+    with pytest.raises(UserError, match="bogus"):
+        build_strategy(cfg.prune, N, EPOCHS, 0)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_config_file_parameters_build_the_strategy(name, compose_cfg):
+    s = build_strategy(compose_cfg([f"prune={name}"]).prune, N, EPOCHS, 0)
+    assert s.name == name
