@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY
+from infobatch_runner.pruning import STRATEGIES
 
 SCRIPT = str(Path(sys.executable).with_name("infobatch-run"))
 
@@ -85,5 +86,5 @@ def test_wandb_without_credentials_goes_offline_without_asking(tmp_path):
 def test_help_lists_the_config_groups(tmp_path):
     result = run_cli(["--help"], cwd=tmp_path)
     assert result.returncode == 0
-    for line in ("prune: full, infobatch", "model: cnn_small, resnet18, resnet50, timm", "experiment:"):
+    for line in ("prune: " + ", ".join(sorted(STRATEGIES)), "model: cnn_small, resnet18, resnet50, timm", "experiment:"):
         assert line in result.stdout

@@ -5,6 +5,7 @@ from omegaconf import OmegaConf
 
 from infobatch_runner.choices import check_group_choices, group_options
 from infobatch_runner.errors import UserError
+from infobatch_runner.pruning import STRATEGIES
 from infobatch_runner.validate import validate
 
 GROUPS = ["dataset", "model", "optimizer", "scheduler", "prune", "logger", "trainer", "experiment"]
@@ -13,7 +14,7 @@ EXPECTED = {
     "model": {"cnn_small", "resnet18", "resnet50", "timm"},
     "optimizer": {"sgd", "adamw", "lars", "lamb"},
     "scheduler": {"onecycle", "cosine", "step", "constant"},
-    "prune": {"full", "infobatch"},
+    "prune": set(STRATEGIES),  # every registered strategy has its config file, and nothing else does
     "logger": {"wandb", "none"},
     "experiment": {"fashion_mnist_quick", "cifar10_resnet18", "cifar100_resnet50", "imagenet_resnet50"},
 }

@@ -137,7 +137,7 @@ def write_image_tree(root, classes=("cat", "dog", "fox"), per_class=3, size=40):
 
 def test_image_folder_tree(tmp_path):
     write_image_tree(tmp_path)
-    train, test, num_classes = load_folder_splits(str(tmp_path), "train", "val", image_size=24, eval_resize=28,
+    train, _, test, num_classes = load_folder_splits(str(tmp_path), "train", "val", image_size=24, eval_resize=28,
                                                   flip=True, limit_train=None, limit_test=None)
     assert num_classes == 3 and len(train) == 9 and len(test) == 9
     x, y, i = train[4]
@@ -149,7 +149,7 @@ def test_image_folder_tree(tmp_path):
 
 def test_image_folder_limit_keeps_every_class(tmp_path):
     write_image_tree(tmp_path, per_class=4)
-    train, _, _ = load_folder_splits(str(tmp_path), "train", "val", 24, 28, False, limit_train=6, limit_test=None)
+    train, _, _, _ = load_folder_splits(str(tmp_path), "train", "val", 24, 28, False, limit_train=6, limit_test=None)
     assert len(train) == 6 and len({y for _, y in train.samples}) > 1
 
 

@@ -67,7 +67,7 @@ def test_augmented_batches_keep_labels_and_indices():
 
 def test_stream_loader_length_and_indices_follow_each_new_plan(tmp_path):
     write_image_tree(tmp_path, per_class=4)
-    train, _, _ = load_folder_splits(str(tmp_path), "train", "val", 16, 20, False, None, None)
+    train, _, _, _ = load_folder_splits(str(tmp_path), "train", "val", 16, 20, False, None, None)
     norm = Normalize([0.5], [0.25], 3, torch.device("cpu"), channels_last=False)
     loader = StreamLoader(train, batch_size=5, device=torch.device("cpu"), normalize=norm, num_workers=0)
     for k in (12, 7):  # the second, shorter plan must not report the first one's length

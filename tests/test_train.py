@@ -18,6 +18,9 @@ SUMMARY_FIELDS = [
 ]
 
 
+SCORED = ("el2n", "grand", "forgetting")
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     from hydra import compose, initialize_config_module
@@ -25,8 +28,11 @@ def runs(tmp_path_factory):
     out = {}
     for name in sorted(STRATEGIES):
         run_dir = tmp_path_factory.mktemp(name)
+        overrides = TINY + [f"prune={name}"]
+        if name in SCORED:
+            overrides.append(f"prune.cache_dir={run_dir / 'cache'}")
         with initialize_config_module(version_base="1.3", config_module="infobatch_runner.conf"):
-            cfg = compose(config_name="config", overrides=TINY + [f"prune={name}"])
+            cfg = compose(config_name="config", overrides=overrides)
         validate(cfg)
         out[name] = (run_dir, train(cfg, run_dir), cfg)
     return out
@@ -55,9 +61,17 @@ def test_metrics_rows_and_sample_counts_agree(runs, name):
     n = cfg.dataset.num_train
     trained = sum(round(float(r["train/kept_fraction"]) * n) for r in rows)
     assert trained == summary["samples_trained"]
-    assert summary["saving_samples"] == pytest.approx(1 - trained / (cfg.trainer.epochs * n))
+    spent = trained + summary["samples_scoring"]
+    assert summary["saving_samples"] == pytest.approx(1 - spent / (cfg.trainer.epochs * n))
     assert float(rows[-1]["test/acc"]) == summary["final/test_acc"]
     assert summary["time_train_s"] == pytest.approx(sum(float(r["train/epoch_time_s"]) for r in rows))
+
+
+@pytest.mark.parametrize("name", SCORED)
+def test_static_strategies_charge_their_scoring(runs, name):
+    _, summary, cfg = runs[name]
+    assert summary["time_scoring_s"] > 0 and summary["samples_scoring"] > 0
+    assert summary["time_cost_s"] == pytest.approx(summary["time_train_s"] + summary["time_scoring_s"])
 
 
 def test_infobatch_prunes_and_full_does_not(runs):

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import torch
 from omegaconf import DictConfig
 
+from infobatch_runner.data.arrays import ImageArrays
 from infobatch_runner.data.cifar import load_cifar
 from infobatch_runner.data.folder import load_folder_splits
 from infobatch_runner.data.idx import load_fashion_mnist
@@ -15,6 +16,7 @@ from infobatch_runner.data.synthetic import make_synthetic
 @dataclass
 class DataBundle:
     train: DeviceLoader | StreamLoader
+    train_eval: DeviceLoader | StreamLoader  # the training set without augmentation, for scoring
     test: DeviceLoader | StreamLoader
     num_classes: int
     channels: int
@@ -43,18 +45,22 @@ def build_data(ds: DictConfig, batch_size: int, eval_batch_size: int, num_worker
     arrays = _in_memory(ds, seed)
     if arrays is not None:
         train, test = arrays
+        train_loader = DeviceLoader(train, batch_size, device, normalize, ds.augment.crop_padding, ds.augment.flip, seed)
+        same_images = ImageArrays(train_loader.images, train_loader.labels)  # already on the device: no copy
         return DataBundle(
-            train=DeviceLoader(train, batch_size, device, normalize, ds.augment.crop_padding, ds.augment.flip, seed),
+            train=train_loader,
+            train_eval=DeviceLoader(same_images, eval_batch_size, device, normalize),
             test=DeviceLoader(test, eval_batch_size, device, normalize),
             num_classes=ds.num_classes,
             channels=ds.channels,
             image_size=ds.image_size,
         )
-    train_set, test_set, num_classes = load_folder_splits(
+    train_set, train_eval_set, test_set, num_classes = load_folder_splits(
         ds.root, ds.train_dir, ds.test_dir, ds.image_size, ds.eval_resize, ds.augment.flip, ds.limit_train, ds.limit_test
     )
     return DataBundle(
         train=StreamLoader(train_set, batch_size, device, normalize, num_workers),
+        train_eval=StreamLoader(train_eval_set, eval_batch_size, device, normalize, num_workers),
         test=StreamLoader(test_set, eval_batch_size, device, normalize, num_workers),
         num_classes=ds.num_classes or num_classes,
         channels=ds.channels,

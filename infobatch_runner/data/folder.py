@@ -59,7 +59,8 @@ def folder_transforms(image_size: int, eval_resize: int, flip: bool):
 
 
 def load_folder_splits(root: str, train_dir: str, test_dir: str, image_size: int, eval_resize: int, flip: bool,
-                       limit_train: int | None, limit_test: int | None) -> tuple[FolderImages, FolderImages, int]:
+                       limit_train: int | None, limit_test: int | None):
+    """(train, train without augmentation, test, number of classes): classes from train/'s folders."""
     base = Path(root).expanduser()
     if not (base / train_dir).is_dir():
         raise UserError(
@@ -68,5 +69,6 @@ def load_folder_splits(root: str, train_dir: str, test_dir: str, image_size: int
     class_to_idx = find_classes(base / train_dir)
     train_tf, test_tf = folder_transforms(image_size, eval_resize, flip)
     train = FolderImages(base / train_dir, class_to_idx, train_tf, limit_train)
+    train_eval = FolderImages(base / train_dir, class_to_idx, test_tf, limit_train)
     test = FolderImages(base / test_dir, class_to_idx, test_tf, limit_test)
-    return train, test, len(class_to_idx)
+    return train, train_eval, test, len(class_to_idx)

@@ -5,16 +5,26 @@ import inspect
 import torch
 
 from infobatch_runner.errors import UserError
+from infobatch_runner.pruning.bandit import UCB, EpsilonGreedy
 from infobatch_runner.pruning.base import Plan, Strategy
 from infobatch_runner.pruning.full import Full
 from infobatch_runner.pruning.infobatch import InfoBatch
+from infobatch_runner.pruning.random_dynamic import RandomDynamic
+from infobatch_runner.pruning.static import EL2N, Forgetting, GraNd, StaticRandom, StaticStrategy
 
-STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Full, InfoBatch)}
+STRATEGIES: dict[str, type[Strategy]] = {
+    cls.name: cls
+    for cls in (Full, InfoBatch, RandomDynamic, EpsilonGreedy, UCB, EL2N, GraNd, Forgetting, StaticRandom)
+}
+
+
+# Keys of a prune config that the runner reads (the score cache), not the strategy.
+RUNNER_KEYS = {"name", "cache", "cache_dir"}
 
 
 def build_strategy(cfg, num_samples: int, epochs: int, seed: int, device: torch.device | str = "cpu") -> Strategy:
     """Build the strategy named by cfg.name with the other keys of cfg as its parameters."""
-    params = {k: v for k, v in dict(cfg).items() if k != "name"}
+    params = {k: v for k, v in dict(cfg).items() if k not in RUNNER_KEYS}
     if cfg.name not in STRATEGIES:
         raise UserError(f"prune={cfg.name!r} is unknown; choose one of {', '.join(sorted(STRATEGIES))}.")
     cls = STRATEGIES[cfg.name]
@@ -25,4 +35,4 @@ def build_strategy(cfg, num_samples: int, epochs: int, seed: int, device: torch.
     return cls(num_samples, epochs, seed, device, **params)
 
 
-__all__ = ["Plan", "Strategy", "STRATEGIES", "build_strategy"]
+__all__ = ["Plan", "Strategy", "StaticStrategy", "STRATEGIES", "build_strategy"]

@@ -44,6 +44,17 @@ def first_full_epoch(delta: float, epochs: int) -> int:
     return math.ceil(delta * epochs - 1e-9)
 
 
+def kept_count(ratio: float, num_samples: int) -> int:
+    """K = round((1 - p) * N), the kept budget of strategies that take one."""
+    return int(round((1 - ratio) * num_samples + 1e-9))
+
+
+def check_interval(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UserError(f"prune.interval must be an integer >= 1 (got {value!r}).")
+    return value
+
+
 def check_range(name: str, value, low: float, high: float, low_open: bool = False, high_open: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise UserError(f"prune.{name} must be a number (got {value!r}).")
@@ -70,10 +81,25 @@ class Strategy:
     def observe(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
         """Strategies that learn nothing from losses ignore them."""
 
+    def scoring(self):
+        """The scoring phase a static strategy needs before its first plan (a ScoringSpec), or None."""
+        return None
+
     def full_plan(self) -> Plan:
         """Every sample once, freshly shuffled, weight 1."""
         indices = torch.randperm(self.num_samples, generator=self.gen, device=self.device)
         return Plan(indices, torch.ones(self.num_samples, device=self.device))
+
+    def shuffled(self, subset: torch.Tensor, weight: float) -> Plan:
+        """A fixed subset in a fresh order, every sample with the same weight."""
+        order = torch.randperm(subset.shape[0], generator=self.gen, device=self.device)
+        return Plan(subset[order], torch.full((subset.shape[0],), weight, device=self.device))
+
+    def rank_desc(self, priority: torch.Tensor) -> torch.Tensor:
+        """All indices by decreasing priority, ties broken by the strategy's generator."""
+        shuffle = torch.randperm(self.num_samples, generator=self.gen, device=self.device)
+        order = torch.sort(priority[shuffle], descending=True, stable=True).indices
+        return shuffle[order]
 
     def state_dict(self) -> dict:
         return {"gen": self.gen.get_state()}

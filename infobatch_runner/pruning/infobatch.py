@@ -13,6 +13,10 @@ class InfoBatch(Strategy):
     weight 1. From epoch ceil(delta * epochs) on (annealing): all samples, weight exactly 1.
     The score is the latest per-sample loss, or its moving average when score_momentum > 0.
 
+    Budget mode (`target_saving` in (0, 1)): `ratio` is ignored; each pruned epoch takes
+    r_e = (samples still to skip / pruned epochs left) / n_candidates, capped at `max_ratio`,
+    so that the saving realised over all epochs lands on the target when the candidates allow.
+
     Cost: one scatter per batch in observe; per epoch one mean, one nonzero and two permutations
     on the device. Unlike the published code, the plan is fresh each epoch (no stale weights in
     annealing epochs, whatever delta * epochs is), its length is known before the epoch starts,
@@ -22,14 +26,17 @@ class InfoBatch(Strategy):
     name = "infobatch"
 
     def __init__(self, num_samples, epochs, seed, device="cpu", ratio: float = 0.5, delta: float = 0.875,
-                 score_momentum: float = 0.0):
+                 score_momentum: float = 0.0, target_saving: float | None = None, max_ratio: float = 0.9):
         self.ratio = check_range("ratio", ratio, 0.0, 1.0, high_open=True)
+        self.target = None if target_saving is None else check_range("target_saving", target_saving, 0.0, 1.0, True, True)
+        self.max_ratio = check_range("max_ratio", max_ratio, 0.0, 1.0, low_open=True, high_open=True)
         self.delta = check_range("delta", delta, 0.0, 1.0, low_open=True)
         self.momentum = check_range("score_momentum", score_momentum, 0.0, 1.0, high_open=True)
         super().__init__(num_samples, epochs, seed, device)
         self.anneal_from = first_full_epoch(self.delta, epochs)
         self.score = torch.zeros(num_samples, dtype=torch.float32, device=self.device)
         self.seen = torch.zeros(num_samples, dtype=torch.bool, device=self.device)
+        self.skipped = 0  # samples left out so far, what budget mode steers
 
     def observe(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
         losses = losses.detach().float()
@@ -50,20 +57,33 @@ class InfoBatch(Strategy):
             return self.full_plan()
         mask = self.candidates()
         candidates = mask.nonzero().squeeze(1)  # the one host sync of the epoch
-        n_keep = floor_count((1 - self.ratio) * candidates.shape[0])
+        ratio = self.epoch_ratio(epoch, candidates.shape[0])
+        n_keep = floor_count((1 - ratio) * candidates.shape[0])
         kept = candidates[torch.randperm(candidates.shape[0], generator=self.gen, device=self.device)[:n_keep]]
         keep = ~mask
         keep[kept] = True
         weights = torch.ones(self.num_samples, device=self.device)
-        weights[kept] = 1.0 / (1.0 - self.ratio)
+        weights[kept] = 1.0 / (1.0 - ratio)
         indices = keep.nonzero().squeeze(1)
         indices = indices[torch.randperm(indices.shape[0], generator=self.gen, device=self.device)]
+        self.skipped += self.num_samples - indices.shape[0]
         return Plan(indices, weights[indices])
 
+    def epoch_ratio(self, epoch: int, n_candidates: int) -> float:
+        """The fixed ratio, or in budget mode the share of candidates to skip this epoch."""
+        if self.target is None:
+            return self.ratio
+        if n_candidates == 0:
+            return 0.0
+        still_to_skip = self.target * self.epochs * self.num_samples - self.skipped
+        per_epoch = still_to_skip / (self.anneal_from - epoch)
+        return min(max(per_epoch / n_candidates, 0.0), self.max_ratio)
+
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "score": self.score.clone(), "seen": self.seen.clone()}
+        return {**super().state_dict(), "score": self.score.clone(), "seen": self.seen.clone(), "skipped": self.skipped}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.score.copy_(state["score"])
         self.seen.copy_(state["seen"])
+        self.skipped = state["skipped"]

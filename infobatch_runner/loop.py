@@ -1,0 +1,106 @@
+"""One epoch of training through a plan: the step every strategy and every scoring proxy shares.
+
+Per batch: per-sample loss (float32, label-smoothed, under autocast), the strategy's observe,
+then a step on mean(w * loss), the mean and not a weighted mean, which keeps the gradient
+unbiased. The learning rate follows a schedule of fractional epochs. Per-batch values stay on
+the device; nothing here reads them back.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+
+from infobatch_runner.data import DataBundle
+from infobatch_runner.models import build_model
+from infobatch_runner.optim import build_optimizer
+from infobatch_runner.progress import EpochBar
+from infobatch_runner.pruning import Plan
+from infobatch_runner.runtime import autocast
+
+
+@dataclass
+class Context:
+    """What every training in a run shares: the config, where it runs, and the data."""
+
+    cfg: DictConfig
+    device: torch.device
+    precision: str
+    data: DataBundle
+
+
+class Trainable:
+    """A model with its optimizer and (fp16 only) gradient scaler, initialised from `seed`
+    without touching the global RNG."""
+
+    def __init__(self, ctx: Context, seed: int):
+        devices = [ctx.device] if ctx.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            model = build_model(ctx.cfg.model, ctx.data.num_classes, ctx.data.channels, ctx.data.image_size)
+        model = model.to(ctx.device)
+        if ctx.cfg.trainer.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.optimizer = build_optimizer(ctx.cfg.optimizer, model)
+        self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=ctx.precision == "fp16")
+
+
+def train_epoch(ctx: Context, net: Trainable, schedule, epoch: int, plan: Plan, desc: str,
+                strategy=None, clock=None, recorder=None) -> torch.Tensor:
+    """Train once through `plan`; returns the sum of per-sample losses (on the device).
+
+    strategy.observe(idx, losses) runs inside `clock` (the strategy's time); recorder.record(idx,
+    correct) receives per-sample correctness for scores that need it (forgetting events).
+    """
+    t = ctx.cfg.trainer
+    model, optimizer, scaler = net.model, net.optimizer, net.scaler
+    loader = ctx.data.train
+    steps = loader.num_batches(len(plan))
+    peak_lr = ctx.cfg.optimizer.lr
+    bar = EpochBar(t.progress, desc, steps, len(plan) / len(loader), ctx.device)
+    model.train()
+    loss_sum = torch.zeros((), device=ctx.device)
+    seen = 0
+    for step, batch in enumerate(loader.iterate(plan.indices, plan.weights)):
+        lr = peak_lr * schedule(epoch + step / steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with autocast(ctx.device, ctx.precision):
+            logits = model(batch.x)
+        losses = F.cross_entropy(logits.float(), batch.y, reduction="none", label_smoothing=t.label_smoothing)
+        if strategy is not None:
+            with clock():
+                strategy.observe(batch.idx, losses.detach())
+        if recorder is not None:
+            recorder.record(batch.idx, logits.detach().argmax(1) == batch.y)
+        loss = (batch.w * losses).mean()
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if t.grad_clip:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        loss_sum += losses.detach().sum()
+        seen += batch.idx.shape[0]
+        bar.step(step, loss_sum, seen)
+    bar.close()
+    return loss_sum
+
+
+@torch.no_grad()
+def evaluate(ctx: Context, model) -> tuple[float, float]:
+    """Test accuracy and mean cross-entropy over the whole test set (one host read at the end)."""
+    model.eval()
+    loader = ctx.data.test
+    correct = torch.zeros((), dtype=torch.int64, device=ctx.device)
+    loss_sum = torch.zeros((), device=ctx.device)
+    n = len(loader)
+    for batch in loader.iterate(torch.arange(n, device=ctx.device)):
+        with autocast(ctx.device, ctx.precision):
+            logits = model(batch.x)
+        loss_sum += F.cross_entropy(logits.float(), batch.y, reduction="sum")
+        correct += (logits.argmax(1) == batch.y).sum()
+    return correct.item() / n, loss_sum.item() / n

@@ -1,0 +1,200 @@
+"""The scoring phase of static strategies: proxy trainings through the same loop, then scores.
+
+Its wall-clock (device-synchronised) and its sample passes are charged to the run. Scores can be
+cached in a file keyed by everything that changes them, so a sweep over ratios scores once; a run
+that reuses the cache still reports what producing it cost, marked as cached.
+"""
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+from torch import nn
+
+from infobatch_runner.errors import UserError
+from infobatch_runner.loop import Context, Trainable, train_epoch
+from infobatch_runner.optim import build_schedule
+from infobatch_runner.pruning.base import strategy_seed
+from infobatch_runner.pruning.full import Full
+from infobatch_runner.pruning.static import ForgettingRecorder, ScoringSpec
+from infobatch_runner.runtime import autocast, timed_now
+
+log = logging.getLogger(__name__)
+FORWARD_PASS = 1 / 3  # a scoring forward, in training passes (forward + backward ~ 3 forwards)
+CACHE_FORMAT = 1
+
+
+@dataclass
+class ScoringResult:
+    scores: torch.Tensor
+    time_s: float
+    samples: float
+    cached: bool
+
+
+def classifier_of(model: nn.Module) -> nn.Linear:
+    head = model.get_classifier() if hasattr(model, "get_classifier") else getattr(model, "fc", None)
+    if not isinstance(head, nn.Linear):
+        raise UserError("prune=grand variant=last_layer needs a model whose classifier is one linear layer; "
+                        "use prune.variant=full or another model.")
+    return head
+
+
+def _train_order(ctx: Context):
+    n = len(ctx.data.train_eval)
+    return ctx.data.train_eval.iterate(torch.arange(n, device=ctx.device)), n
+
+
+@torch.no_grad()
+def el2n_scores(ctx: Context, model: nn.Module) -> torch.Tensor:
+    """||softmax(f(x)) - onehot(y)||_2 on the un-augmented training set, eval mode."""
+    model.eval()
+    batches, n = _train_order(ctx)
+    scores = torch.empty(n, device=ctx.device)
+    for b in batches:
+        with autocast(ctx.device, ctx.precision):
+            logits = model(b.x)
+        error = logits.float().softmax(1) - F.one_hot(b.y, logits.shape[1]).float()
+        scores[b.idx] = error.norm(dim=1)
+    return scores
+
+
+@torch.no_grad()
+def grand_last_layer_scores(ctx: Context, model: nn.Module) -> torch.Tensor:
+    """Closed form of ||d loss / d (W, b)|| for the linear classifier z = W h + b under
+    cross-entropy: dL/dz = softmax(z) - onehot(y) = e, so the norm is ||e|| * sqrt(||h||^2 + 1)."""
+    model.eval()
+    head = classifier_of(model)
+    features = {}
+    hook = head.register_forward_hook(lambda mod, inputs, out: features.__setitem__("h", inputs[0]))
+    batches, n = _train_order(ctx)
+    scores = torch.empty(n, device=ctx.device)
+    bias = 1.0 if head.bias is not None else 0.0
+    try:
+        for b in batches:
+            with autocast(ctx.device, ctx.precision):
+                logits = model(b.x)
+            error = logits.float().softmax(1) - F.one_hot(b.y, logits.shape[1]).float()
+            h = features["h"].float().flatten(1)
+            scores[b.idx] = error.norm(dim=1) * (h.pow(2).sum(1) + bias).sqrt()
+    finally:
+        hook.remove()
+    return scores
+
+
+def grand_full_scores(ctx: Context, model: nn.Module) -> torch.Tensor:
+    """||d loss / d theta|| over every parameter, per sample, with torch.func (eval mode, fp32)."""
+    from torch.func import functional_call, grad, vmap
+
+    model.eval()
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    buffers = {k: v.detach() for k, v in model.named_buffers()}
+
+    def loss_one(p, x, y):
+        logits = functional_call(model, (p, buffers), (x.unsqueeze(0),))
+        return F.cross_entropy(logits.float(), y.unsqueeze(0))
+
+    per_sample = vmap(grad(loss_one), in_dims=(None, 0, 0))
+    batches, n = _train_order(ctx)
+    scores = torch.empty(n, device=ctx.device)
+    for b in batches:
+        grads = per_sample(params, b.x, b.y)
+        scores[b.idx] = sum(g.pow(2).flatten(1).sum(1) for g in grads.values()).sqrt()
+    return scores
+
+
+def scoring_samples(spec: ScoringSpec, n: int) -> float:
+    """Sample passes of a scoring phase: proxy training, plus the scoring itself."""
+    trained = spec.runs * spec.epochs * n
+    if spec.kind == "forgetting":
+        return float(trained)  # correctness comes from the training forward itself
+    per_sample = 1.0 if (spec.kind == "grand" and spec.variant == "full") else FORWARD_PASS
+    return trained + spec.runs * n * per_sample
+
+
+def cache_key(ctx: Context, spec: ScoringSpec) -> dict:
+    cfg = ctx.cfg
+    return {
+        "format": CACHE_FORMAT,
+        "scoring": spec.as_dict(),
+        "seed": cfg.seed,
+        "num_train": len(ctx.data.train),
+        "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "optimizer": OmegaConf.to_container(cfg.optimizer, resolve=True),
+        "scheduler": OmegaConf.to_container(cfg.scheduler, resolve=True),
+        "trainer": {k: cfg.trainer[k] for k in ("batch_size", "label_smoothing", "grad_clip", "channels_last")},
+        "precision": ctx.precision,
+        "device": ctx.device.type,
+    }
+
+
+def cache_path(cache_dir: str, key: dict) -> Path:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    return Path(cache_dir).expanduser() / f"{key['scoring']['kind']}-{digest}.pt"
+
+
+def _load_cache(path: Path, key: dict, n: int) -> ScoringResult | None:
+    if not path.is_file():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if saved["key"] != json.loads(json.dumps(key)) or saved["scores"].shape != (n,):
+            return None
+        return ScoringResult(saved["scores"], float(saved["time_s"]), float(saved["samples"]), cached=True)
+    except Exception as exc:  # a damaged cache costs a re-scoring, never the run
+        log.warning("score cache %s is unreadable (%s); scoring again.", path, type(exc).__name__)
+        return None
+
+
+def _save_cache(path: Path, key: dict, result: ScoringResult) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save({"key": key, "scores": result.scores.cpu(), "time_s": result.time_s, "samples": result.samples}, tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("could not write the score cache %s (%s); the run goes on.", path, exc)
+
+
+def run_scoring(ctx: Context, spec: ScoringSpec, cache: bool, cache_dir: str) -> ScoringResult:
+    n = len(ctx.data.train)
+    key = cache_key(ctx, spec)
+    path = cache_path(cache_dir, key)
+    if cache:
+        hit = _load_cache(path, key, n)
+        if hit is not None:
+            log.info("%s scores reused from %s (produced in %.1f s, charged to this run)", spec.kind, path, hit.time_s)
+            hit.scores = hit.scores.to(ctx.device)
+            return hit
+
+    start = timed_now(ctx.device)
+    total = torch.zeros(n, device=ctx.device)
+    for run in range(spec.runs):
+        seed = strategy_seed(ctx.cfg.seed, f"{spec.kind}-proxy-{run}")
+        net = Trainable(ctx, seed)
+        schedule = build_schedule(ctx.cfg.scheduler, max(spec.epochs, 1))
+        proxy_plans = Full(n, spec.epochs, seed, ctx.device)
+        recorder = ForgettingRecorder(n, ctx.device) if spec.kind == "forgetting" else None
+        for epoch in range(spec.epochs):
+            desc = f"scoring {spec.kind} {run + 1}/{spec.runs}, epoch {epoch + 1}/{spec.epochs}"
+            train_epoch(ctx, net, schedule, epoch, proxy_plans.plan(epoch), desc, recorder=recorder)
+        if spec.kind == "forgetting":
+            total += recorder.scores()
+        elif spec.kind == "el2n":
+            total += el2n_scores(ctx, net.model)
+        elif spec.variant == "last_layer":
+            total += grand_last_layer_scores(ctx, net.model)
+        else:
+            total += grand_full_scores(ctx, net.model)
+        log.info("scoring %s: proxy %d/%d done", spec.kind, run + 1, spec.runs)
+    result = ScoringResult(total / spec.runs, timed_now(ctx.device) - start, scoring_samples(spec, n), cached=False)
+    if cache:
+        _save_cache(path, key, result)
+    return result
