@@ -26,6 +26,7 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 class LocalTracker:
     def __init__(self, run_dir: Path):
+        run_dir.mkdir(parents=True, exist_ok=True)
         self.metrics_path = run_dir / "metrics.csv"
         self.summary_path = run_dir / "summary.json"
         new = not self.metrics_path.exists()

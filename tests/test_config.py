@@ -91,6 +91,14 @@ BAD = [
     (["optimizer.lr=0"], "optimizer.lr"),
     (["logger.mode=maybe"], "logger.mode"),
     (["seed=-1"], "seed"),
+    (["prune=infobatch", "prune.target_saving=1.2"], "prune.target_saving"),
+    (["prune=random_dynamic", "prune.interval=0"], "prune.interval"),
+    (["prune=epsilon_greedy", "prune.epsilon=2"], "prune.epsilon"),
+    (["prune=ucb", "prune.c=-1"], "prune.c"),
+    (["prune=el2n", "prune.score_runs=0"], "prune.score_runs"),
+    (["prune=grand", "prune.variant=half"], "prune.variant"),
+    (["prune=forgetting", "prune.score_epochs=-2"], "prune.score_epochs"),
+    (["prune=static_random", "prune.ratio=1"], "prune.ratio"),
 ]
 
 
