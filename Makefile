@@ -1,5 +1,5 @@
 # Everything a fresh machine needs, then the demo, the tests or the benchmarks.
-#   make run    set up (once), then InfoBatch on Fashion-MNIST on the CPU or GPU at hand
+#   make run    set up (once), then full data against InfoBatch on Fashion-MNIST, ending in the comparison
 #   make test   set up (once), then the test suite (CPU, offline, a few minutes)
 PYTHON ?= python3
 VENV   := .venv
@@ -30,7 +30,7 @@ $(FASHION_MNIST):
 	fi
 
 run: setup
-	$(BIN)/infobatch-run experiment=fashion_mnist_quick
+	$(BIN)/infobatch-run -m experiment=fashion_mnist_quick prune=full,infobatch
 
 test: setup
 	$(BIN)/python -m pytest

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from infobatch_runner.errors import UserError
@@ -23,7 +24,9 @@ def run(cfg: DictConfig) -> float:
 
     try:
         validate(cfg)
-        summary = train(cfg, Path(HydraConfig.get().runtime.output_dir))
+        hydra_cfg = HydraConfig.get()
+        sweep_dir = Path(hydra_cfg.sweep.dir) if hydra_cfg.mode == RunMode.MULTIRUN else None
+        summary = train(cfg, Path(hydra_cfg.runtime.output_dir), sweep_dir)
     except UserError as exc:
         print(f"infobatch-run: error: {exc}", file=sys.stderr)
         sys.exit(2)

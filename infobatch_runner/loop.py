@@ -10,14 +10,14 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from infobatch_runner.data import DataBundle
 from infobatch_runner.models import build_model
 from infobatch_runner.optim import build_optimizer
 from infobatch_runner.progress import EpochBar
 from infobatch_runner.pruning import Plan
-from infobatch_runner.runtime import autocast
+from infobatch_runner.runtime import autocast, device_name, timed_now
 
 
 @dataclass
@@ -28,6 +28,25 @@ class Context:
     device: torch.device
     precision: str
     data: DataBundle
+
+
+def plain(node) -> dict:
+    return OmegaConf.to_container(node, resolve=True)
+
+
+def setting_of(ctx: Context) -> dict:
+    """Everything besides the strategy and the seed that shapes a training's result and cost: what
+    must match for a full-data run to be another run's baseline, or for cached scores to apply."""
+    cfg = ctx.cfg
+    return {
+        "dataset": plain(cfg.dataset),
+        "model": plain(cfg.model),
+        "optimizer": plain(cfg.optimizer),
+        "scheduler": plain(cfg.scheduler),
+        "trainer": {k: cfg.trainer[k] for k in ("epochs", "batch_size", "label_smoothing", "grad_clip", "channels_last")},
+        "precision": ctx.precision,
+        "device": device_name(ctx.device),
+    }
 
 
 class Trainable:
@@ -88,6 +107,28 @@ def train_epoch(ctx: Context, net: Trainable, schedule, epoch: int, plan: Plan, 
         bar.step(step, loss_sum, seen)
     bar.close()
     return loss_sum
+
+
+def warm_up(ctx: Context, steps: int = 3) -> float:
+    """A few untimed training steps and an eval forward on a throwaway model, so that one-off
+    costs (kernel selection, JIT, allocator growth) land on no strategy's clock: in a sweep,
+    the first job would otherwise pay them alone. Returns the seconds it took."""
+    start = timed_now(ctx.device)
+    net = Trainable(ctx, seed=0)
+    loader = ctx.data.train_eval
+    batch = next(iter(loader.iterate(torch.arange(min(ctx.cfg.trainer.batch_size, len(loader)), device=ctx.device))))
+    net.model.train()
+    for _ in range(steps):
+        with autocast(ctx.device, ctx.precision):
+            loss = F.cross_entropy(net.model(batch.x).float(), batch.y)
+        net.optimizer.zero_grad(set_to_none=True)
+        net.scaler.scale(loss).backward()
+        net.scaler.step(net.optimizer)
+        net.scaler.update()
+    net.model.eval()
+    with torch.no_grad(), autocast(ctx.device, ctx.precision):
+        net.model(batch.x)
+    return timed_now(ctx.device) - start
 
 
 @torch.no_grad()

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 from torch import nn
 
 from infobatch_runner.errors import UserError
-from infobatch_runner.loop import Context, Trainable, train_epoch
+from infobatch_runner.loop import Context, Trainable, setting_of, train_epoch
 from infobatch_runner.optim import build_schedule
 from infobatch_runner.pruning.base import strategy_seed
 from infobatch_runner.pruning.full import Full
@@ -119,20 +118,10 @@ def scoring_samples(spec: ScoringSpec, n: int) -> float:
 
 
 def cache_key(ctx: Context, spec: ScoringSpec) -> dict:
-    cfg = ctx.cfg
-    return {
-        "format": CACHE_FORMAT,
-        "scoring": spec.as_dict(),
-        "seed": cfg.seed,
-        "num_train": len(ctx.data.train),
-        "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
-        "model": OmegaConf.to_container(cfg.model, resolve=True),
-        "optimizer": OmegaConf.to_container(cfg.optimizer, resolve=True),
-        "scheduler": OmegaConf.to_container(cfg.scheduler, resolve=True),
-        "trainer": {k: cfg.trainer[k] for k in ("batch_size", "label_smoothing", "grad_clip", "channels_last")},
-        "precision": ctx.precision,
-        "device": ctx.device.type,
-    }
+    setting = setting_of(ctx)
+    del setting["trainer"]["epochs"]  # the proxies' length is spec.epochs; the main run's does not matter
+    return {"format": CACHE_FORMAT, "scoring": spec.as_dict(), "seed": ctx.cfg.seed, "num_train": len(ctx.data.train),
+            **setting}
 
 
 def cache_path(cache_dir: str, key: dict) -> Path:

@@ -45,6 +45,9 @@ class LocalTracker:
     def finish(self) -> None:
         self._file.close()
 
+    def info(self) -> dict:
+        return {}
+
 
 def has_wandb_credentials() -> bool:
     """True when W&B could log in without asking: an API key in the environment or in netrc."""
@@ -57,29 +60,36 @@ def has_wandb_credentials() -> bool:
         return False
 
 
+def start_wandb_run(mode: str, where: Path, **kwargs):
+    """wandb.init that never prompts and never loses the work: offline, with one notice, when
+    there are no credentials or the server cannot be reached."""
+    import wandb
+
+    if mode == "online" and not has_wandb_credentials():
+        log.warning("W&B: no API key found (WANDB_API_KEY or `wandb login`), logging offline to %s/wandb; "
+                    "upload later with `wandb sync`.", where)
+        mode = "offline"
+    kwargs.update(dir=str(where), reinit="finish_previous", settings=wandb.Settings(console="off", quiet=True))
+    try:
+        return wandb.init(mode=mode, **kwargs)
+    except Exception as exc:  # an unreachable server or a rejected key must not lose the run
+        if mode != "online":
+            raise
+        log.warning("W&B: could not start an online run (%s); logging offline instead.", str(exc).splitlines()[0])
+        return wandb.init(mode="offline", **kwargs)
+
+
 class WandbTracker:
     def __init__(self, cfg_logger, run_dir: Path, config: dict, name: str, group: str, tags: list[str]):
-        import wandb
-
-        mode = cfg_logger.mode
-        if mode == "online" and not has_wandb_credentials():
-            log.warning("W&B: no API key found (WANDB_API_KEY or `wandb login`), logging offline to %s/wandb; "
-                        "upload later with `wandb sync`.", run_dir)
-            mode = "offline"
-        kwargs = dict(
-            project=cfg_logger.project, entity=cfg_logger.get("entity"), group=group, name=name, job_type="train",
-            tags=tags, config=config, dir=str(run_dir), reinit="finish_previous",
-            settings=wandb.Settings(console="off", quiet=True),
-        )
-        try:
-            self.run = wandb.init(mode=mode, **kwargs)
-        except Exception as exc:  # an unreachable server or a rejected key must not lose the run
-            if mode != "online":
-                raise
-            log.warning("W&B: could not start an online run (%s); logging offline instead.", str(exc).splitlines()[0])
-            self.run = wandb.init(mode="offline", **kwargs)
+        self.run = start_wandb_run(cfg_logger.mode, run_dir, project=cfg_logger.project, entity=cfg_logger.get("entity"),
+                                   group=group, name=name, job_type="train", tags=tags, config=config)
         self.run.define_metric("epoch")
         self.run.define_metric("*", step_metric="epoch")
+
+    def info(self) -> dict:
+        """What it takes to reopen this run later (to add saving_wall once the baseline is known)."""
+        return {"id": self.run.id, "project": self.run.project, "entity": self.run.entity or None,
+                "group": self.run.group, "mode": "offline" if self.run.offline else "online"}
 
     def log_epoch(self, row: dict) -> None:
         self.run.log(dict(row))
@@ -109,6 +119,9 @@ class Trackers:
         for t in self.trackers:
             t.finish()
 
+    def wandb_info(self) -> dict | None:
+        return next((t.info() for t in self.trackers if t.info()), None)
+
 
 def build_trackers(cfg, run_dir: Path, config: dict) -> Trackers:
     trackers: list = [LocalTracker(run_dir)]
@@ -120,3 +133,32 @@ def build_trackers(cfg, run_dir: Path, config: dict) -> Trackers:
         tags = [cfg.prune.name, cfg.dataset.name, model, *cfg.logger.get("tags", [])]
         trackers.append(WandbTracker(cfg.logger, run_dir, config, name, group, tags))
     return Trackers(trackers)
+
+
+def log_report_to_wandb(report, cfg_logger, sweep_dir: Path) -> None:
+    """The sweep's comparison as one W&B run of its own (job type `report`) in the sweep's group."""
+    import wandb
+
+    from infobatch_runner.report import CSV_COLUMNS
+
+    groups = [r.summary["wandb"]["group"] for g in report.groups for r in g.runs if r.summary.get("wandb")]
+    group = max(set(groups), key=groups.count) if groups else cfg_logger.get("group")
+    run = start_wandb_run(cfg_logger.mode, sweep_dir, project=cfg_logger.project, entity=cfg_logger.get("entity"),
+                          group=group, name=f"report-{sweep_dir.name}", job_type="report",
+                          config={"sweep_dir": str(sweep_dir)})
+    table = wandb.Table(columns=CSV_COLUMNS, data=[[row[c] for c in CSV_COLUMNS] for row in report.rows])
+    images = {f"report/{p.stem}": wandb.Image(str(p)) for p in report.files if p.suffix == ".png"}
+    run.log({"report/table": table, **images})
+    run.finish()
+
+
+def add_saving_wall_to_wandb(runs) -> None:
+    """Reopen each run's W&B run (online or offline, by id) to add the saving_wall now known."""
+    for r in runs:
+        info = r.summary.get("wandb")
+        if not info:
+            continue
+        run = start_wandb_run(info["mode"], r.path, id=info["id"], project=info["project"], entity=info["entity"],
+                              resume="allow")
+        run.summary["saving_wall"] = r.summary["saving_wall"]
+        run.finish()

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from infobatch_runner.data import build_data
-from infobatch_runner.loop import Context, Trainable, evaluate, train_epoch
+from infobatch_runner.loop import Context, Trainable, evaluate, plain, setting_of, train_epoch, warm_up
 from infobatch_runner.optim import build_schedule
 from infobatch_runner.pruning import build_strategy
+from infobatch_runner.report import baseline_for, saving_wall
 from infobatch_runner.runtime import SectionClock, device_name, resolve_device, resolve_precision, timed_now
 from infobatch_runner.scoring import ScoringResult, run_scoring
 from infobatch_runner.tracking import build_trackers
@@ -46,15 +47,17 @@ def setup(cfg: DictConfig) -> Context:
     return Context(cfg, device, precision, data)
 
 
-def train(cfg: DictConfig, run_dir: Path) -> dict:
+def train(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> dict:
+    """Run one training; in a sweep, pair it with a full-data run of the sweep that already finished."""
     ctx = setup(cfg)
     t, device = cfg.trainer, ctx.device
     n_train = len(ctx.data.train)
     strategy = build_strategy(cfg.prune, n_train, t.epochs, cfg.seed, device)
-    trackers = build_trackers(cfg, run_dir, OmegaConf.to_container(cfg, resolve=True))
+    trackers = build_trackers(cfg, run_dir, plain(cfg))
     log.info("%s on %s/%s: %d train / %d test samples, %s, %s", cfg.prune.name, cfg.dataset.name, cfg.model.name,
              n_train, len(ctx.data.test), device_name(device), ctx.precision)
     try:
+        warmup_s = warm_up(ctx)
         scoring = ScoringResult(None, 0.0, 0.0, cached=False)
         spec = strategy.scoring()
         if spec is not None:
@@ -96,6 +99,11 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                      row["lr"], epoch_time)
 
         summary = build_summary(ctx, counts, scoring, strategy_clock.collect(), n_train)
+        summary["time_warmup_s"] = warmup_s  # untimed one-off costs, charged to no strategy
+        summary["wandb"] = trackers.wandb_info()
+        if sweep_dir is not None and summary["saving_wall"] is None:
+            baseline = baseline_for(summary, sweep_dir)
+            summary["saving_wall"] = None if baseline is None else saving_wall(summary["time_cost_s"], baseline)
         trackers.log_summary(summary)
     finally:
         trackers.finish()
@@ -107,9 +115,10 @@ def build_summary(ctx: Context, c: Counters, scoring: ScoringResult, time_strate
     epochs = cfg.trainer.epochs
     best = max(range(len(c.test_acc)), key=c.test_acc.__getitem__)
     return {
+        "setting": setting_of(ctx),
         "strategy": cfg.prune.name,
         "ratio": None if cfg.prune.name == "full" else cfg.prune.ratio,
-        "prune": OmegaConf.to_container(cfg.prune, resolve=True),
+        "prune": plain(cfg.prune),
         "dataset": cfg.dataset.name,
         "model": cfg.model.arch if cfg.model.name == "timm" else cfg.model.name,
         "optimizer": cfg.optimizer.name,
@@ -140,10 +149,12 @@ def build_summary(ctx: Context, c: Counters, scoring: ScoringResult, time_strate
 
 def closing_line(summary: dict) -> str:
     ratio = "" if summary["ratio"] is None else f" (ratio {summary['ratio']:g})"
-    if summary["saving_wall"] is None:
+    if summary["strategy"] == "full":
+        wall = "the full-data baseline"
+    elif summary["saving_wall"] is None:
         wall = "wall-clock saving needs a prune=full run with the same settings"
     else:
-        wall = f"wall-clock saving {100 * summary['saving_wall']:.1f}% (this is the baseline)"
+        wall = f"wall-clock saving {100 * summary['saving_wall']:.1f}% vs the sweep's full-data run"
     scoring = f" incl. {summary['time_scoring_s']:.1f} s scoring" if summary["time_scoring_s"] else ""
     return (
         f"{summary['strategy']}{ratio} on {summary['dataset']}/{summary['model']}: "

@@ -44,11 +44,18 @@ def test_two_job_multirun_gives_one_wandb_run_per_job(tmp_path):
     sweep = tmp_path / "sweep"
     result = run_cli(["-m", "prune=full,infobatch", *TINY_WANDB, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name[0].isdigit())
     assert [p.name for p in jobs] == ["0_full", "1_infobatch"]
     for job in jobs:
         assert json.loads((job / "summary.json").read_text())["strategy"] == job.name.split("_", 1)[1]
         assert len(wandb_runs(job)) == 1
+    # The sweep ends in its comparison: files, a printed table, and a W&B run of job type report.
+    for name in ("report.md", "report.csv", "accuracy_vs_saving.png", "accuracy_curves.png", "kept_fraction.png"):
+        assert (sweep / name).is_file(), name
+    assert "infobatch ratio=0.5" in result.stdout and "wall saving" in result.stdout
+    assert len(wandb_runs(sweep)) == 1
+    info = json.loads((sweep / "1_infobatch" / "summary.json").read_text())
+    assert info["saving_wall"] is not None, "paired in-run with the full job that finished before it"
 
 
 def test_resnet50_infobatch_runs_on_cpu(tmp_path):

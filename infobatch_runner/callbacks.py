@@ -1,0 +1,28 @@
+"""Hydra callback: at the end of every multirun, write the comparison into the sweep folder."""
+
+import logging
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+
+class SweepReport(Callback):
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        from infobatch_runner.report import compact_table, write_report
+        from infobatch_runner.tracking import add_saving_wall_to_wandb, log_report_to_wandb
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            report = write_report([sweep_dir], sweep_dir)
+        except FileNotFoundError:
+            log.warning("no finished run in %s: no report written", sweep_dir)
+            return
+        print("\n" + compact_table(report.rows), flush=True)
+        print(f"report: {sweep_dir / 'report.md'} (plots and report.csv beside it)", flush=True)
+        logger = config.logger
+        if logger.name == "wandb" and logger.mode != "disabled":
+            add_saving_wall_to_wandb(report.updated)
+            log_report_to_wandb(report, logger, sweep_dir)

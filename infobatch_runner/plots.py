@@ -1,0 +1,130 @@
+"""The report's figures: accuracy against wall-clock saving, accuracy curves, kept fraction.
+
+One figure of each per setting (dataset, model, ...); curves are means over seeds.
+"""
+
+import statistics
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display needed, none opened
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+BASELINE_STYLE = dict(color="black", linestyle="--", linewidth=1.5)
+
+
+def _mean_curve(runs, key: str) -> list[float]:
+    length = min(len(r.rows) for r in runs)
+    return [statistics.fmean(r.rows[e][key] for r in runs) for e in range(length)]
+
+
+def _mean_time_axis(runs) -> list[float]:
+    """Cumulative training time at each epoch's end, starting after the scoring phase."""
+    length = min(len(r.rows) for r in runs)
+    axes = []
+    for r in runs:
+        t, xs = r.summary["time_scoring_s"], []
+        for e in range(length):
+            t += r.rows[e]["train/epoch_time_s"]
+            xs.append(t)
+        axes.append(xs)
+    return [statistics.fmean(col) for col in zip(*axes)]
+
+
+def _styles(groups):
+    cmap = plt.get_cmap("tab10")
+    others = [g for g in groups if g.strategy != "full"]
+    styles = {id(g): dict(color=cmap(i % 10), marker="os^vDP*Xhp"[i % 10]) for i, g in enumerate(others)}
+    styles.update({id(g): dict(color="black", marker="*") for g in groups if g.strategy == "full"})
+    return styles
+
+
+def accuracy_vs_saving(groups, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    styles = _styles(groups)
+    for g in groups:
+        if g.strategy == "full":
+            acc = 100 * g.final_acc.mean
+            ax.axhline(acc, **BASELINE_STYLE, label=f"full data (baseline), {acc:.2f}%")
+            ax.plot([0], [acc], marker="*", markersize=14, color="black", linestyle="none")
+            continue
+        if g.saving_wall.n == 0:
+            continue  # no baseline, so no x position
+        accs = [100 * (run.summary["final/test_acc"]) for run in g.runs if run not in g.unpaired]
+        yerr = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        xerr = 100 * g.saving_wall.sd if g.saving_wall.n > 1 else 0.0
+        ax.errorbar([100 * g.saving_wall.mean], [statistics.fmean(accs)], xerr=[xerr], yerr=[yerr], capsize=4,
+                    markersize=8, linestyle="none", label=f"{g.label} (n={g.saving_wall.n})", **styles[id(g)])
+    ax.axvline(0, color="grey", linewidth=0.8)
+    ax.set_xlabel("wall-clock saving vs full data (%)")
+    ax.set_ylabel("final test accuracy (%)")
+    ax.set_title("Accuracy against wall-clock saving (mean ± sd over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def accuracy_curves(groups, path: Path) -> Path:
+    fig, (by_epoch, by_time) = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    styles = _styles(groups)
+    for g in groups:
+        style = dict(color=styles[id(g)]["color"], linewidth=2 if g.strategy == "full" else 1.5,
+                     linestyle="--" if g.strategy == "full" else "-")
+        label = "full data (baseline)" if g.strategy == "full" else g.label
+        acc = [100 * a for a in _mean_curve(g.runs, "test/acc")]
+        by_epoch.plot(range(1, len(acc) + 1), acc, label=label, **style)
+        by_time.plot(_mean_time_axis(g.runs), acc, label=label, **style)
+    by_epoch.xaxis.set_major_locator(MaxNLocator(integer=True))
+    by_epoch.set_xlabel("epoch")
+    by_epoch.set_ylabel("test accuracy (%)")
+    by_epoch.set_title("Test accuracy per epoch")
+    by_time.set_xlabel("training time incl. scoring (s)")
+    by_time.set_title("Test accuracy over wall-clock time")
+    for ax in (by_epoch, by_time):
+        ax.grid(alpha=0.3)
+    by_time.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def kept_fraction(groups, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    styles = _styles(groups)
+    for g in groups:
+        kept = [100 * k for k in _mean_curve(g.runs, "train/kept_fraction")]
+        label = "full data (baseline)" if g.strategy == "full" else g.label
+        ax.plot(range(1, len(kept) + 1), kept, label=label, color=styles[id(g)]["color"],
+                marker=styles[id(g)]["marker"], markersize=4,
+                linestyle="--" if g.strategy == "full" else "-")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("samples trained (% of the training set)")
+    ax.set_ylim(0, 105)
+    ax.set_title("Kept fraction per epoch")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_plots(groups, out_dir: Path) -> list[Path]:
+    settings = list(dict.fromkeys(g.setting_key for g in groups))
+    files = []
+    for i, key in enumerate(settings):
+        prefix = "" if len(settings) == 1 else f"setting{i + 1}_"
+        mine = [g for g in groups if g.setting_key == key]
+        files += [
+            accuracy_vs_saving(mine, out_dir / f"{prefix}accuracy_vs_saving.png"),
+            accuracy_curves(mine, out_dir / f"{prefix}accuracy_curves.png"),
+            kept_fraction(mine, out_dir / f"{prefix}kept_fraction.png"),
+        ]
+    return files
