@@ -72,7 +72,7 @@ class EpsilonGreedy(_LossRanked):
         ranked = self.rank_desc(self.mu)
         n_top = min(math.ceil((1 - self.epsilon) * k - 1e-9), k)
         rest = ranked[n_top:]
-        explore = rest[torch.randperm(rest.shape[0], generator=self.gen, device=self.device)[: k - n_top]]
+        explore = rest[self.randperm(rest.shape[0])[: k - n_top]]
         return torch.cat([ranked[:n_top], explore])
 
 

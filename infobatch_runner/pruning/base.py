@@ -85,21 +85,26 @@ class Strategy:
         """The scoring phase a static strategy needs before its first plan (a ScoringSpec), or None."""
         return None
 
+    def randperm(self, n: int) -> torch.Tensor:
+        """A permutation of range(n) from the strategy's generator, as int64. Drawn as int32 where n
+        allows: about twice as fast on the CPU at ImageNet size."""
+        dtype = torch.int32 if n < 2**31 else torch.int64
+        return torch.randperm(n, generator=self.gen, device=self.device, dtype=dtype).long()
+
     def full_plan(self) -> Plan:
         """Every sample once, freshly shuffled, weight 1."""
-        indices = torch.randperm(self.num_samples, generator=self.gen, device=self.device)
-        return Plan(indices, torch.ones(self.num_samples, device=self.device))
+        return Plan(self.randperm(self.num_samples), torch.ones(self.num_samples, device=self.device))
 
     def shuffled(self, subset: torch.Tensor, weight: float) -> Plan:
         """A fixed subset in a fresh order, every sample with the same weight."""
-        order = torch.randperm(subset.shape[0], generator=self.gen, device=self.device)
-        return Plan(subset[order], torch.full((subset.shape[0],), weight, device=self.device))
+        order = self.randperm(subset.shape[0])
+        return Plan(subset.index_select(0, order), torch.full((subset.shape[0],), weight, device=self.device))
 
     def rank_desc(self, priority: torch.Tensor) -> torch.Tensor:
         """All indices by decreasing priority, ties broken by the strategy's generator."""
-        shuffle = torch.randperm(self.num_samples, generator=self.gen, device=self.device)
-        order = torch.sort(priority[shuffle], descending=True, stable=True).indices
-        return shuffle[order]
+        shuffle = self.randperm(self.num_samples)
+        order = torch.sort(priority.index_select(0, shuffle), descending=True, stable=True).indices
+        return shuffle.index_select(0, order)
 
     def state_dict(self) -> dict:
         return {"gen": self.gen.get_state()}

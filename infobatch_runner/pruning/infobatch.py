@@ -17,8 +17,8 @@ class InfoBatch(Strategy):
     r_e = (samples still to skip / pruned epochs left) / n_candidates, capped at `max_ratio`,
     so that the saving realised over all epochs lands on the target when the candidates allow.
 
-    Cost: one scatter per batch in observe; per epoch one mean, one nonzero and two permutations
-    on the device. Unlike the published code, the plan is fresh each epoch (no stale weights in
+    Cost: one scatter per batch in observe; per epoch one mean, one permutation, a cumulative sum
+    and two masked selections on the device, and one host read of the candidate count. Unlike the published code, the plan is fresh each epoch (no stale weights in
     annealing epochs, whatever delta * epochs is), its length is known before the epoch starts,
     bf16/fp16 losses are cast to float32, and the global RNGs are left alone.
     """
@@ -48,26 +48,27 @@ class InfoBatch(Strategy):
 
     def candidates(self) -> torch.Tensor:
         """Boolean mask of the well-learned samples: seen, and scored below the seen mean."""
-        seen = self.seen.float()
-        mean = (self.score * seen).sum() / seen.sum().clamp(min=1)
+        mean = torch.where(self.seen, self.score, 0.0).sum() / self.seen.sum().clamp(min=1)
         return self.seen & (self.score < mean)
 
     def plan(self, epoch: int) -> Plan:
         if epoch >= self.anneal_from:
             return self.full_plan()
         mask = self.candidates()
-        candidates = mask.nonzero().squeeze(1)  # the one host sync of the epoch
-        ratio = self.epoch_ratio(epoch, candidates.shape[0])
-        n_keep = floor_count((1 - ratio) * candidates.shape[0])
-        kept = candidates[torch.randperm(candidates.shape[0], generator=self.gen, device=self.device)[:n_keep]]
-        keep = ~mask
-        keep[kept] = True
-        weights = torch.ones(self.num_samples, device=self.device)
-        weights[kept] = 1.0 / (1.0 - ratio)
-        indices = keep.nonzero().squeeze(1)
-        indices = indices[torch.randperm(indices.shape[0], generator=self.gen, device=self.device)]
+        n_candidates = int(mask.sum())  # a host read, once per epoch
+        ratio = self.epoch_ratio(epoch, n_candidates)
+        n_keep = floor_count((1 - ratio) * n_candidates)
+        # One permutation does both jobs: the first n_keep candidates in a uniformly random order are
+        # a uniformly random subset of exactly n_keep, and the order itself is the epoch's shuffle.
+        perm = self.randperm(self.num_samples)
+        candidate = mask.index_select(0, perm)
+        keep = ~candidate | (candidate.cumsum(0) <= n_keep)
+        # One masked selection for both: each index carries its candidate flag in its lowest bit.
+        kept = torch.masked_select(perm * 2 + candidate, keep)
+        indices = kept >> 1
+        weights = (kept & 1).float().mul_(1.0 / (1.0 - ratio) - 1.0).add_(1.0)
         self.skipped += self.num_samples - indices.shape[0]
-        return Plan(indices, weights[indices])
+        return Plan(indices, weights)
 
     def epoch_ratio(self, epoch: int, n_candidates: int) -> float:
         """The fixed ratio, or in budget mode the share of candidates to skip this epoch."""

@@ -29,7 +29,7 @@ class RandomDynamic(Strategy):
             return self.full_plan()
         if epoch % self.interval == 0:
             k = kept_count(self.ratio, self.num_samples)
-            self.subset = torch.randperm(self.num_samples, generator=self.gen, device=self.device)[:k]
+            self.subset = self.randperm(self.num_samples)[:k]
         weight = 1.0 / (1.0 - self.ratio) if self.rescale else 1.0
         return self.shuffled(self.subset, weight)
 

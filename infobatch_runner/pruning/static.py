@@ -147,7 +147,7 @@ class StaticRandom(StaticStrategy):
     def __init__(self, num_samples, epochs, seed, device="cpu", ratio: float = 0.5):
         super().__init__(num_samples, epochs, seed, device, ratio)
         k = kept_count(self.ratio, num_samples)
-        self.subset = torch.randperm(num_samples, generator=self.gen, device=self.device)[:k].sort().values
+        self.subset = self.randperm(num_samples)[:k].sort().values
 
 
 class ForgettingRecorder:
