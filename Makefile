@@ -35,9 +35,13 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest
 
+# Benchmarks (not tests): one JSON each under bench/results/, then the tables the README shows.
 bench: setup
-	@echo "make bench: no benchmark yet. Strategy overhead, loop efficiency and savings realisation"
-	@echo "arrive with the speed issue (#5); until then nothing here is measured."
+	$(BIN)/python -m bench.strategy_overhead
+	$(BIN)/python -m bench.loop_efficiency
+	$(BIN)/python -m bench.savings
+	$(BIN)/python -m bench.loader_speed
+	$(BIN)/python -m bench.table
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

@@ -6,6 +6,7 @@ unbiased. The learning rate follows a schedule of fractional epochs. Per-batch v
 the device; nothing here reads them back.
 """
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -51,9 +52,9 @@ def setting_of(ctx: Context) -> dict:
 
 class Trainable:
     """A model with its optimizer and (fp16 only) gradient scaler, initialised from `seed`
-    without touching the global RNG."""
+    without touching the global RNG; compiled when trainer.compile (and `compile`) say so."""
 
-    def __init__(self, ctx: Context, seed: int):
+    def __init__(self, ctx: Context, seed: int, compile: bool = True):
         devices = [ctx.device] if ctx.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
@@ -61,9 +62,33 @@ class Trainable:
         model = model.to(ctx.device)
         if ctx.cfg.trainer.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        self.model = model
+        self.module = model  # the parameters; `model` may be its compiled wrapper
         self.optimizer = build_optimizer(ctx.cfg.optimizer, model)
         self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=ctx.precision == "fp16")
+        t = ctx.cfg.trainer
+        use = compile and t.compile
+        self.model = torch.compile(model, mode=t.compile_mode, backend=t.compile_backend) if use else model
+
+
+def compile_ahead(ctx: Context, net: Trainable) -> float:
+    """Compile `net` before its timed training: forward and backward at the full batch size, at one
+    less and at two (so that dynamic-shape graphs exist for any partial last batch), and eval
+    forwards, then restore every parameter and buffer. Returns the seconds it took (time_compile_s)."""
+    start = timed_now(ctx.device)
+    snapshot = {k: v.clone() for k, v in net.module.state_dict().items()}
+    loader = ctx.data.train
+    batch = next(iter(loader.iterate(torch.arange(min(ctx.cfg.trainer.batch_size, len(loader)), device=ctx.device))))
+    for size in dict.fromkeys((batch.x.shape[0], batch.x.shape[0] - 1, 2)):
+        net.model.train()
+        with autocast(ctx.device, ctx.precision):
+            loss = F.cross_entropy(net.model(batch.x[:size]).float(), batch.y[:size])
+        net.scaler.scale(loss).backward()
+        net.model.eval()
+        with torch.no_grad(), autocast(ctx.device, ctx.precision):
+            net.model(batch.x[:size])
+    net.optimizer.zero_grad(set_to_none=True)
+    net.module.load_state_dict(snapshot)
+    return timed_now(ctx.device) - start
 
 
 def train_epoch(ctx: Context, net: Trainable, schedule, epoch: int, plan: Plan, desc: str,
@@ -90,7 +115,7 @@ def train_epoch(ctx: Context, net: Trainable, schedule, epoch: int, plan: Plan, 
             logits = model(batch.x)
         losses = F.cross_entropy(logits.float(), batch.y, reduction="none", label_smoothing=t.label_smoothing)
         if strategy is not None:
-            with clock():
+            with clock() if clock else nullcontext():
                 strategy.observe(batch.idx, losses.detach())
         if recorder is not None:
             recorder.record(batch.idx, logits.detach().argmax(1) == batch.y)
@@ -114,7 +139,7 @@ def warm_up(ctx: Context, steps: int = 3) -> float:
     costs (kernel selection, JIT, allocator growth) land on no strategy's clock: in a sweep,
     the first job would otherwise pay them alone. Returns the seconds it took."""
     start = timed_now(ctx.device)
-    net = Trainable(ctx, seed=0)
+    net = Trainable(ctx, seed=0, compile=False)
     loader = ctx.data.train_eval
     batch = next(iter(loader.iterate(torch.arange(min(ctx.cfg.trainer.batch_size, len(loader)), device=ctx.device))))
     net.model.train()

@@ -167,7 +167,7 @@ def run_scoring(ctx: Context, spec: ScoringSpec, cache: bool, cache_dir: str) ->
     total = torch.zeros(n, device=ctx.device)
     for run in range(spec.runs):
         seed = strategy_seed(ctx.cfg.seed, f"{spec.kind}-proxy-{run}")
-        net = Trainable(ctx, seed)
+        net = Trainable(ctx, seed, compile=False)  # proxies run eagerly: no compile time in the scoring
         schedule = build_schedule(ctx.cfg.scheduler, max(spec.epochs, 1))
         proxy_plans = Full(n, spec.epochs, seed, ctx.device)
         recorder = ForgettingRecorder(n, ctx.device) if spec.kind == "forgetting" else None
@@ -177,11 +177,11 @@ def run_scoring(ctx: Context, spec: ScoringSpec, cache: bool, cache_dir: str) ->
         if spec.kind == "forgetting":
             total += recorder.scores()
         elif spec.kind == "el2n":
-            total += el2n_scores(ctx, net.model)
+            total += el2n_scores(ctx, net.module)
         elif spec.variant == "last_layer":
-            total += grand_last_layer_scores(ctx, net.model)
+            total += grand_last_layer_scores(ctx, net.module)
         else:
-            total += grand_full_scores(ctx, net.model)
+            total += grand_full_scores(ctx, net.module)
         log.info("scoring %s: proxy %d/%d done", spec.kind, run + 1, spec.runs)
     result = ScoringResult(total / spec.runs, timed_now(ctx.device) - start, scoring_samples(spec, n), cached=False)
     if cache:

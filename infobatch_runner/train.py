@@ -13,7 +13,8 @@ import torch
 from omegaconf import DictConfig
 
 from infobatch_runner.data import build_data
-from infobatch_runner.loop import Context, Trainable, evaluate, plain, setting_of, train_epoch, warm_up
+from infobatch_runner.loop import (Context, Trainable, compile_ahead, evaluate, plain, setting_of, train_epoch,
+                                   warm_up)
 from infobatch_runner.optim import build_schedule
 from infobatch_runner.pruning import build_strategy
 from infobatch_runner.report import baseline_for, saving_wall
@@ -43,7 +44,8 @@ def setup(cfg: DictConfig) -> Context:
         torch.backends.cudnn.benchmark = t.cudnn_benchmark
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    data = build_data(cfg.dataset, t.batch_size, t.eval_batch_size, t.num_workers, device, t.channels_last, cfg.seed)
+    data = build_data(cfg.dataset, t.batch_size, t.eval_batch_size, t.num_workers, device, t.channels_last, cfg.seed,
+                      t.loader)
     return Context(cfg, device, precision, data)
 
 
@@ -66,6 +68,7 @@ def train(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> dict
 
         torch.manual_seed(cfg.seed)  # anything in the model that draws from the global RNG (dropout)
         net = Trainable(ctx, cfg.seed)
+        compile_s = compile_ahead(ctx, net) if t.compile else 0.0
         schedule = build_schedule(cfg.scheduler, t.epochs)
         strategy_clock = SectionClock(device)
         counts = Counters()
@@ -100,6 +103,7 @@ def train(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> dict
 
         summary = build_summary(ctx, counts, scoring, strategy_clock.collect(), n_train)
         summary["time_warmup_s"] = warmup_s  # untimed one-off costs, charged to no strategy
+        summary["time_compile_s"] = compile_s  # torch.compile, reported apart from training time
         summary["wandb"] = trackers.wandb_info()
         if sweep_dir is not None and summary["saving_wall"] is None:
             baseline = baseline_for(summary, sweep_dir)

@@ -58,6 +58,9 @@ def validate(cfg: DictConfig) -> None:
     need_number("trainer.label_smoothing", t.label_smoothing, 0.0, 1.0, high_open=True)
     need_number("trainer.grad_clip", t.grad_clip, 0.0, low_open=True, optional=True)
     need_choice("trainer.progress", t.progress, ("auto", True, False))
+    need_choice("trainer.loader", t.loader, ("auto", "device", "dataloader"))
+    if t.loader == "device" and cfg.dataset.name == "imagenet":
+        raise UserError("trainer.loader=device needs a dataset held in memory; image folders stream through a DataLoader.")
     if not isinstance(t.device, str):
         raise UserError(f"trainer.device must be auto, cpu, cuda or cuda:N (got {t.device!r}).")
     if t.precision == "fp16" and t.device == "cpu":

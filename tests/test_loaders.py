@@ -79,3 +79,33 @@ def test_stream_loader_length_and_indices_follow_each_new_plan(tmp_path):
         for b in batches:
             assert b.y.tolist() == [train.samples[i][1] for i in b.idx.tolist()]
             assert b.x.shape[1:] == (3, 16, 16) and b.x.dtype == torch.float32
+
+
+def test_dataloader_path_for_in_memory_arrays_carries_the_same_samples(compose_cfg):
+    from infobatch_runner.data import build_data
+
+    cfg = compose_cfg(["dataset=synthetic", "dataset.num_train=40", "dataset.num_test=8", "dataset.image_size=8",
+                       "dataset.augment.crop_padding=2", "dataset.augment.flip=true"])
+    dev = torch.device("cpu")
+    streamed = build_data(cfg.dataset, 16, 16, 0, dev, False, 0, loader="dataloader")
+    resident = build_data(cfg.dataset, 16, 16, 0, dev, False, 0, loader="auto")
+    assert isinstance(streamed.train, StreamLoader) and isinstance(resident.train, DeviceLoader)
+    plan = a_plan(40, 25)
+    got = list(streamed.train.iterate(plan.indices, plan.weights))
+    assert torch.equal(torch.cat([b.idx for b in got]), plan.indices)
+    assert torch.equal(torch.cat([b.y for b in got]), resident.train.labels[plan.indices])
+    assert got[0].x.shape == (16, 3, 8, 8)
+
+
+def test_a_lone_last_sample_joins_the_batch_before_it():
+    from infobatch_runner.data.loaders import batch_starts
+
+    assert batch_starts(17, 8) == [0, 8]  # 8 + 9, not 8 + 8 + 1: BatchNorm cannot train on one sample
+    assert batch_starts(18, 8) == [0, 8, 16]
+    assert batch_starts(1, 8) == [0]
+    data = arrays(n=17)
+    norm = Normalize([0.5], [0.25], 3, torch.device("cpu"), channels_last=False)
+    loader = DeviceLoader(data, 8, torch.device("cpu"), norm)
+    plan = a_plan(17, 17)
+    sizes = [b.idx.shape[0] for b in loader.iterate(plan.indices, plan.weights)]
+    assert sizes == [8, 9] and loader.num_batches(17) == 2

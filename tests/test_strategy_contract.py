@@ -102,3 +102,25 @@ def test_unknown_parameter_is_refused(name, compose_cfg):
 def test_config_file_parameters_build_the_strategy(name, compose_cfg):
     s = build_strategy(compose_cfg([f"prune={name}"]).prune, N, EPOCHS, 0)
     assert s.name == name
+
+
+class NoReadBack(torch.Tensor):
+    """A tensor that fails the test if anything reads its values back to the host: on a GPU each
+    such read would be a device sync inside the training step."""
+
+    FORBIDDEN = {"item", "tolist", "numpy", "cpu", "__bool__", "__int__", "__float__", "__index__", "nonzero"}
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") in cls.FORBIDDEN:
+            raise AssertionError(f"observe read a value back to the host ({func.__name__})")
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_observe_never_reads_back_to_the_host(name):
+    s = make(name)
+    for e in range(2):
+        plan = s.plan(e)
+        idx = plan.indices[:BATCH]
+        s.observe(idx.as_subclass(NoReadBack), losses_for(idx).as_subclass(NoReadBack))

@@ -82,3 +82,13 @@ def test_infobatch_prunes_and_full_does_not(runs):
 
 def test_training_learns(runs):
     assert runs["full"][1]["final/test_acc"] > 0.5  # synthetic data is learnable: well above 1/10
+
+
+def test_compiled_training_reports_compile_time_apart(tmp_path):
+    from hydra import compose, initialize_config_module
+
+    overrides = TINY + ["trainer.epochs=2", "trainer.compile=true", "trainer.compile_backend=eager"]
+    with initialize_config_module(version_base="1.3", config_module="infobatch_runner.conf"):
+        cfg = compose(config_name="config", overrides=overrides)
+    summary = train(cfg, tmp_path)
+    assert summary["time_compile_s"] > 0 and summary["final/test_acc"] > 0

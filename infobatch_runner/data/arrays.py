@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 import torch
+import torch.utils.data
 
 
 @dataclass
@@ -25,3 +26,19 @@ class ImageArrays:
         if limit is None or limit >= len(self):
             return self
         return ImageArrays(self.images[:limit], self.labels[:limit])
+
+
+class ArrayImages(torch.utils.data.Dataset):
+    """In-memory arrays served item by item, for the DataLoader path (trainer.loader=dataloader):
+    item i is (uint8 image, label, i), augmented on the CPU by `transform`."""
+
+    def __init__(self, arrays: ImageArrays, transform=None):
+        self.arrays = arrays
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+    def __getitem__(self, i: int):
+        image = self.arrays.images[i]
+        return (self.transform(image) if self.transform else image), int(self.arrays.labels[i]), i

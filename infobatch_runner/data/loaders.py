@@ -8,7 +8,6 @@
 Both hand over the batch's sample indices and per-sample loss weights, sliced from the plan.
 """
 
-import math
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -44,17 +43,18 @@ class Normalize:
 
 
 def random_crop(x: torch.Tensor, padding: int, gen: torch.Generator) -> torch.Tensor:
-    """Zero-pad by `padding` and crop back at a random offset per image (torchvision's RandomCrop)."""
+    """Zero-pad by `padding` and crop back at a random offset per image (torchvision's RandomCrop),
+    as one gather over each padded image's flattened pixels: no host sync, no per-image loop."""
     b, c, h, w = x.shape
     padded = F.pad(x, (padding,) * 4)
+    hp, wp = h + 2 * padding, w + 2 * padding
     dev = x.device
-    dy = torch.randint(0, 2 * padding + 1, (b,), device=dev, generator=gen)
-    dx = torch.randint(0, 2 * padding + 1, (b,), device=dev, generator=gen)
-    rows = (dy[:, None] + torch.arange(h, device=dev))[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w, device=dev))[:, None, None, :]
-    batch = torch.arange(b, device=dev)[:, None, None, None]
-    chan = torch.arange(c, device=dev)[None, :, None, None]
-    return padded[batch, chan, rows, cols]
+    dy = torch.randint(0, 2 * padding + 1, (b, 1, 1), device=dev, generator=gen)
+    dx = torch.randint(0, 2 * padding + 1, (b, 1, 1), device=dev, generator=gen)
+    rows = torch.arange(h, device=dev).view(1, h, 1) + dy
+    cols = torch.arange(w, device=dev).view(1, 1, w) + dx
+    flat = (rows * wp + cols).view(b, 1, h * w).expand(b, c, h * w)
+    return padded.reshape(b, c, hp * wp).gather(2, flat).view(b, c, h, w)
 
 
 def random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -62,8 +62,22 @@ def random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 
+def batch_starts(n: int, batch_size: int) -> list[int]:
+    """Start offsets of the batches of an n-sample plan. A last batch of a single sample is merged
+    into the one before it: BatchNorm cannot train on one sample, and every sample still trains."""
+    starts = list(range(0, n, batch_size))
+    if len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    return starts
+
+
 def steps_for(n: int, batch_size: int) -> int:
-    return math.ceil(n / batch_size)
+    return len(batch_starts(n, batch_size))
+
+
+def _slices(n: int, batch_size: int):
+    starts = batch_starts(n, batch_size)
+    return [(a, b) for a, b in zip(starts, starts[1:] + [n])]
 
 
 class DeviceLoader:
@@ -86,14 +100,14 @@ class DeviceLoader:
     def iterate(self, indices: torch.Tensor, weights: torch.Tensor | None = None) -> Iterator[Batch]:
         if weights is None:
             weights = torch.ones(indices.shape[0], device=indices.device)
-        for start in range(0, indices.shape[0], self.batch_size):
-            idx = indices[start : start + self.batch_size]
-            x = self.images[idx]
+        for start, end in _slices(indices.shape[0], self.batch_size):
+            idx = indices[start:end]
+            x = self.images.index_select(0, idx)
             if self.crop_padding:
                 x = random_crop(x, self.crop_padding, self.gen)
             if self.flip:
                 x = random_flip(x, self.gen)
-            yield Batch(self.normalize(x), self.labels[idx], idx, weights[start : start + self.batch_size])
+            yield Batch(self.normalize(x), self.labels.index_select(0, idx), idx, weights[start:end])
 
 
 class PlanBatchSampler(Sampler):
@@ -110,8 +124,8 @@ class PlanBatchSampler(Sampler):
         return steps_for(len(self.indices), self.batch_size)
 
     def __iter__(self):
-        for start in range(0, len(self.indices), self.batch_size):
-            yield self.indices[start : start + self.batch_size]
+        for start, end in _slices(len(self.indices), self.batch_size):
+            yield self.indices[start:end]
 
 
 class StreamLoader:

@@ -24,10 +24,10 @@ class _LossRanked(Strategy):
 
     def observe(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
         losses = losses.detach().float()
-        old = self.mu[indices]
+        old = self.mu.index_select(0, indices)
         seen = torch.isfinite(old)
         self._observe_extra(indices, losses, old, seen)
-        self.mu[indices] = torch.where(seen, (1 - self.alpha) * old + self.alpha * losses, losses)
+        self.mu.index_copy_(0, indices, torch.where(seen, (1 - self.alpha) * old + self.alpha * losses, losses))
 
     def _observe_extra(self, indices, losses, old_mu, seen) -> None:
         pass
@@ -98,8 +98,8 @@ class UCB(_LossRanked):
 
     def _observe_extra(self, indices, losses, old_mu, seen) -> None:
         deviation = torch.where(seen, losses - old_mu, torch.zeros_like(losses))
-        old_var = self.var[indices]
-        self.var[indices] = torch.where(seen, (1 - self.alpha) * old_var + self.alpha * deviation**2, old_var)
+        old_var = self.var.index_select(0, indices)
+        self.var.index_copy_(0, indices, torch.where(seen, (1 - self.alpha) * old_var + self.alpha * deviation**2, old_var))
 
     def priority(self) -> torch.Tensor:
         spread = self.var if self.use_variance else self.var.sqrt()

@@ -41,10 +41,11 @@ class InfoBatch(Strategy):
     def observe(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
         losses = losses.detach().float()
         if self.momentum > 0:
-            old = self.score[indices]
-            losses = torch.where(self.seen[indices], self.momentum * old + (1 - self.momentum) * losses, losses)
-        self.score[indices] = losses
-        self.seen[indices] = True
+            old = self.score.index_select(0, indices)
+            seen = self.seen.index_select(0, indices)
+            losses = torch.where(seen, self.momentum * old + (1 - self.momentum) * losses, losses)
+        self.score.index_copy_(0, indices, losses)
+        self.seen.index_fill_(0, indices, True)
 
     def candidates(self) -> torch.Tensor:
         """Boolean mask of the well-learned samples: seen, and scored below the seen mean."""
