@@ -4,6 +4,7 @@ Bad input ends in one sentence on stderr and exit status 2, never a traceback.
 """
 
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from infobatch_runner.errors import UserError
+from infobatch_runner.loop import Interrupted
 
 log = logging.getLogger("infobatch_runner")
 
@@ -30,6 +32,9 @@ def run(cfg: DictConfig) -> float:
     except UserError as exc:
         print(f"infobatch-run: error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except Interrupted as exc:
+        print(f"infobatch-run: {exc}", file=sys.stderr)
+        sys.exit(128 + getattr(signal, exc.signal))
     print(closing_line(summary), flush=True)
     return summary["final/test_acc"]  # what a Hydra sweeper (e.g. Optuna) would optimise
 

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from infobatch_runner.data import DataBundle
+from infobatch_runner.errors import UserError
 from infobatch_runner.models import build_model
 from infobatch_runner.optim import build_optimizer
 from infobatch_runner.progress import EpochBar
@@ -91,12 +92,36 @@ def compile_ahead(ctx: Context, net: Trainable) -> float:
     return timed_now(ctx.device) - start
 
 
+class Interrupted(Exception):
+    """SIGTERM or SIGINT arrived: the epoch stops at the next batch boundary."""
+
+    def __init__(self, message: str, signal_name: str):
+        super().__init__(message)
+        self.signal = signal_name
+
+
+class StopFlag:
+    """Set by a signal handler, read (a host bool, no device sync) after every batch."""
+
+    signal: str | None = None
+
+
+@dataclass
+class EpochResult:
+    loss_sum: torch.Tensor  # sum of the per-sample losses trained (device)
+    first_nonfinite_step: torch.Tensor  # -1, or the first step whose loss was not finite (device)
+    skipped_batches: int  # batches skipped for a non-finite loss (trainer.skip_nonfinite only)
+
+
 def train_epoch(ctx: Context, net: Trainable, schedule, epoch: int, plan: Plan, desc: str,
-                strategy=None, clock=None, recorder=None) -> torch.Tensor:
-    """Train once through `plan`; returns the sum of per-sample losses (on the device).
+                strategy=None, clock=None, recorder=None, stop: StopFlag | None = None) -> EpochResult:
+    """Train once through `plan`.
 
     strategy.observe(idx, losses) runs inside `clock` (the strategy's time); recorder.record(idx,
     correct) receives per-sample correctness for scores that need it (forgetting events).
+    A non-finite loss is noted on the device (the caller stops the run after the epoch, naming the
+    step); with trainer.skip_nonfinite the batch is skipped instead, at the price of one host read
+    of the loss per step.
     """
     t = ctx.cfg.trainer
     model, optimizer, scaler = net.model, net.optimizer, net.scaler
@@ -106,14 +131,22 @@ def train_epoch(ctx: Context, net: Trainable, schedule, epoch: int, plan: Plan, 
     bar = EpochBar(t.progress, desc, steps, len(plan) / len(loader), ctx.device)
     model.train()
     loss_sum = torch.zeros((), device=ctx.device)
-    seen = 0
+    first_bad = torch.full((), -1, dtype=torch.int64, device=ctx.device)
+    skipped = seen = 0
     for step, batch in enumerate(loader.iterate(plan.indices, plan.weights)):
+        if stop is not None and stop.signal:
+            raise Interrupted(stop.signal, stop.signal)
         lr = peak_lr * schedule(epoch + step / steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
         with autocast(ctx.device, ctx.precision):
             logits = model(batch.x)
         losses = F.cross_entropy(logits.float(), batch.y, reduction="none", label_smoothing=t.label_smoothing)
+        batch_sum = losses.detach().sum()
+        if t.skip_nonfinite and not torch.isfinite(batch_sum).item():
+            skipped += 1
+            continue
+        first_bad = torch.where((first_bad < 0) & ~torch.isfinite(batch_sum), step, first_bad)
         if strategy is not None:
             with clock() if clock else nullcontext():
                 strategy.observe(batch.idx, losses.detach())
@@ -127,11 +160,19 @@ def train_epoch(ctx: Context, net: Trainable, schedule, epoch: int, plan: Plan, 
             torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
         scaler.step(optimizer)
         scaler.update()
-        loss_sum += losses.detach().sum()
+        loss_sum += batch_sum
         seen += batch.idx.shape[0]
         bar.step(step, loss_sum, seen)
     bar.close()
-    return loss_sum
+    return EpochResult(loss_sum, first_bad, skipped)
+
+
+def check_finite(result: EpochResult, where: str) -> None:
+    """Stop the run, naming the step, if the epoch met a non-finite loss (one host read per epoch)."""
+    step = int(result.first_nonfinite_step)
+    if step >= 0:
+        raise UserError(f"the training loss became non-finite at {where}, step {step + 1}; lower optimizer.lr, "
+                        "set trainer.grad_clip, or set trainer.skip_nonfinite=true to skip such batches.")
 
 
 def warm_up(ctx: Context, steps: int = 3) -> float:

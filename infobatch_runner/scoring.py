@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from infobatch_runner.errors import UserError
-from infobatch_runner.loop import Context, Trainable, setting_of, train_epoch
+from infobatch_runner.loop import Context, Trainable, check_finite, setting_of, train_epoch
 from infobatch_runner.optim import build_schedule
 from infobatch_runner.pruning.base import strategy_seed
 from infobatch_runner.pruning.full import Full
@@ -173,7 +173,8 @@ def run_scoring(ctx: Context, spec: ScoringSpec, cache: bool, cache_dir: str) ->
         recorder = ForgettingRecorder(n, ctx.device) if spec.kind == "forgetting" else None
         for epoch in range(spec.epochs):
             desc = f"scoring {spec.kind} {run + 1}/{spec.runs}, epoch {epoch + 1}/{spec.epochs}"
-            train_epoch(ctx, net, schedule, epoch, proxy_plans.plan(epoch), desc, recorder=recorder)
+            result = train_epoch(ctx, net, schedule, epoch, proxy_plans.plan(epoch), desc, recorder=recorder)
+            check_finite(result, f"scoring proxy {run + 1}, epoch {epoch + 1}")
         if spec.kind == "forgetting":
             total += recorder.scores()
         elif spec.kind == "el2n":

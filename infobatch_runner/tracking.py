@@ -25,15 +25,29 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 
 class LocalTracker:
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, resume_from_epoch: int = 0):
         run_dir.mkdir(parents=True, exist_ok=True)
         self.metrics_path = run_dir / "metrics.csv"
         self.summary_path = run_dir / "summary.json"
+        self._keep_rows_before(resume_from_epoch)
         new = not self.metrics_path.exists()
         self._file = open(self.metrics_path, "a", newline="")
         self._writer = csv.DictWriter(self._file, fieldnames=EPOCH_KEYS)
         if new:
             self._writer.writeheader()
+
+    def _keep_rows_before(self, epoch: int) -> None:
+        """A resumed run rewrites the epochs after its checkpoint: drop their rows, if any were written."""
+        if not self.metrics_path.exists():
+            return
+        with open(self.metrics_path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if epoch and int(r["epoch"]) < epoch]
+        tmp = self.metrics_path.with_name("metrics.csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=EPOCH_KEYS)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, self.metrics_path)
 
     def log_epoch(self, row: dict) -> None:
         self._writer.writerow({k: row[k] for k in EPOCH_KEYS})
@@ -80,9 +94,11 @@ def start_wandb_run(mode: str, where: Path, **kwargs):
 
 
 class WandbTracker:
-    def __init__(self, cfg_logger, run_dir: Path, config: dict, name: str, group: str, tags: list[str]):
+    def __init__(self, cfg_logger, run_dir: Path, config: dict, name: str, group: str, tags: list[str],
+                 run_id: str | None = None):
+        resume = dict(id=run_id, resume="allow") if run_id else {}
         self.run = start_wandb_run(cfg_logger.mode, run_dir, project=cfg_logger.project, entity=cfg_logger.get("entity"),
-                                   group=group, name=name, job_type="train", tags=tags, config=config)
+                                   group=group, name=name, job_type="train", tags=tags, config=config, **resume)
         self.run.define_metric("epoch")
         self.run.define_metric("*", step_metric="epoch")
 
@@ -123,15 +139,16 @@ class Trackers:
         return next((t.info() for t in self.trackers if t.info()), None)
 
 
-def build_trackers(cfg, run_dir: Path, config: dict) -> Trackers:
-    trackers: list = [LocalTracker(run_dir)]
+def build_trackers(cfg, run_dir: Path, config: dict, resume_from_epoch: int = 0, wandb_id: str | None = None) -> Trackers:
+    """Local files, plus W&B unless disabled; a resumed run continues its metrics.csv and W&B run."""
+    trackers: list = [LocalTracker(run_dir, resume_from_epoch)]
     if cfg.logger.name == "wandb" and cfg.logger.mode != "disabled":
         ratio = "" if cfg.prune.name == "full" else f"-r{cfg.prune.ratio:g}"
         name = f"{cfg.prune.name}{ratio}-s{cfg.seed}"
         model = cfg.model.arch if cfg.model.name == "timm" else cfg.model.name
         group = cfg.logger.group or f"{cfg.dataset.name}-{model}"
         tags = [cfg.prune.name, cfg.dataset.name, model, *cfg.logger.get("tags", [])]
-        trackers.append(WandbTracker(cfg.logger, run_dir, config, name, group, tags))
+        trackers.append(WandbTracker(cfg.logger, run_dir, config, name, group, tags, wandb_id))
     return Trackers(trackers)
 
 

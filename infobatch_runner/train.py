@@ -6,20 +6,25 @@ included, evaluation excluded); per-batch values stay on the device and are read
 """
 
 import logging
-from dataclasses import dataclass, field
+import signal
+import threading
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
 
 from infobatch_runner.data import build_data
-from infobatch_runner.loop import (Context, Trainable, compile_ahead, evaluate, plain, setting_of, train_epoch,
-                                   warm_up)
+from infobatch_runner import checkpoint
+from infobatch_runner.errors import UserError
+from infobatch_runner.loop import (Context, Interrupted, StopFlag, Trainable, check_finite, compile_ahead, evaluate,
+                                   plain, setting_of, train_epoch, warm_up)
 from infobatch_runner.optim import build_schedule
 from infobatch_runner.pruning import build_strategy
 from infobatch_runner.report import baseline_for, saving_wall
 from infobatch_runner.runtime import SectionClock, device_name, resolve_device, resolve_precision, timed_now
-from infobatch_runner.scoring import ScoringResult, run_scoring
+from infobatch_runner.scoring import ScoringResult, classifier_of, run_scoring
 from infobatch_runner.tracking import build_trackers
 
 log = logging.getLogger(__name__)
@@ -27,11 +32,15 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Counters:
-    """What a run must count (docs/strategies.md), accumulated epoch by epoch."""
+    """What a run must count (docs/strategies.md), accumulated epoch by epoch; checkpointed."""
 
     samples_trained: int = 0
     time_train_s: float = 0.0
     time_eval_s: float = 0.0
+    time_strategy_s: float = 0.0
+    time_warmup_s: float = 0.0
+    time_compile_s: float = 0.0
+    skipped_batches: int = 0
     test_acc: list[float] = field(default_factory=list)
     test_loss: list[float] = field(default_factory=list)
 
@@ -49,62 +58,61 @@ def setup(cfg: DictConfig) -> Context:
     return Context(cfg, device, precision, data)
 
 
+def resumable_config(cfg: DictConfig) -> dict:
+    """The config a checkpoint must agree with: everything but how the run is resumed and logged."""
+    return {k: v for k, v in plain(cfg).items() if k not in ("resume", "logger")}
+
+
+def previous_state(cfg: DictConfig, run_dir: Path) -> dict | None:
+    if cfg.resume != "auto":
+        if (run_dir / "checkpoints" / checkpoint.LAST).exists():
+            raise UserError(f"{run_dir} already holds a run; continue it with resume=auto or choose another hydra.run.dir.")
+        return None
+    state = checkpoint.load(run_dir / "checkpoints")
+    if state is not None:
+        diff = checkpoint.config_difference(state["config"], resumable_config(cfg))
+        if diff:
+            raise UserError(f"the checkpoint in {run_dir} was made with another config ({diff}); "
+                            "resume with the same settings or choose another hydra.run.dir.")
+    return state
+
+
+@contextmanager
+def stop_on_signals(flag: StopFlag):
+    """SIGTERM and SIGINT stop the epoch at the next batch boundary instead of killing the process."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        flag.signal = signal.Signals(signum).name
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
 def train(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> dict:
-    """Run one training; in a sweep, pair it with a full-data run of the sweep that already finished."""
+    """Run one training (continuing from its last checkpoint with resume=auto); in a sweep, pair it
+    with a full-data run of the sweep that already finished."""
+    state = previous_state(cfg, run_dir)
     ctx = setup(cfg)
     t, device = cfg.trainer, ctx.device
     n_train = len(ctx.data.train)
     strategy = build_strategy(cfg.prune, n_train, t.epochs, cfg.seed, device)
-    trackers = build_trackers(cfg, run_dir, plain(cfg))
-    log.info("%s on %s/%s: %d train / %d test samples, %s, %s", cfg.prune.name, cfg.dataset.name, cfg.model.name,
-             n_train, len(ctx.data.test), device_name(device), ctx.precision)
+    start_epoch = state["epoch"] if state else 0
+    trackers = build_trackers(cfg, run_dir, plain(cfg), resume_from_epoch=start_epoch,
+                              wandb_id=state["wandb_id"] if state else None)
+    log.info("%s on %s/%s: %d train / %d test samples, %s, %s%s", cfg.prune.name, cfg.dataset.name, cfg.model.name,
+             n_train, len(ctx.data.test), device_name(device), ctx.precision,
+             f", resuming after epoch {start_epoch}" if state else "")
+    stop = StopFlag()
     try:
-        warmup_s = warm_up(ctx)
-        scoring = ScoringResult(None, 0.0, 0.0, cached=False)
-        spec = strategy.scoring()
-        if spec is not None:
-            scoring = run_scoring(ctx, spec, cfg.prune.get("cache", False), cfg.prune.get("cache_dir", "outputs/score_cache"))
-            strategy.set_scores(scoring.scores)
-
-        torch.manual_seed(cfg.seed)  # anything in the model that draws from the global RNG (dropout)
-        net = Trainable(ctx, cfg.seed)
-        compile_s = compile_ahead(ctx, net) if t.compile else 0.0
-        schedule = build_schedule(cfg.scheduler, t.epochs)
-        strategy_clock = SectionClock(device)
-        counts = Counters()
-        for epoch in range(t.epochs):
-            start = timed_now(device)
-            with strategy_clock():
-                plan = strategy.plan(epoch)
-            loss_sum = train_epoch(ctx, net, schedule, epoch, plan, f"epoch {epoch + 1}/{t.epochs}",
-                                   strategy=strategy, clock=strategy_clock)
-            epoch_time = timed_now(device) - start
-            counts.samples_trained += len(plan)
-            counts.time_train_s += epoch_time
-
-            eval_start = timed_now(device)
-            test_acc, test_loss = evaluate(ctx, net.model)
-            counts.time_eval_s += timed_now(device) - eval_start
-            counts.test_acc.append(test_acc)
-            counts.test_loss.append(test_loss)
-            row = {
-                "epoch": epoch,
-                "lr": cfg.optimizer.lr * schedule(epoch),
-                "train/loss": loss_sum.item() / max(len(plan), 1),
-                "train/kept_fraction": len(plan) / n_train,
-                "train/epoch_time_s": epoch_time,
-                "test/acc": test_acc,
-                "test/loss": test_loss,
-            }
-            trackers.log_epoch(row)
-            log.info("epoch %d/%d  kept %5.1f%%  loss %.4f  test acc %.4f  test loss %.4f  lr %.3g  %.1fs",
-                     epoch + 1, t.epochs, 100 * row["train/kept_fraction"], row["train/loss"], test_acc, test_loss,
-                     row["lr"], epoch_time)
-
-        summary = build_summary(ctx, counts, scoring, strategy_clock.collect(), n_train)
-        summary["time_warmup_s"] = warmup_s  # untimed one-off costs, charged to no strategy
-        summary["time_compile_s"] = compile_s  # torch.compile, reported apart from training time
-        summary["wandb"] = trackers.wandb_info()
+        with stop_on_signals(stop):
+            summary = _train(ctx, strategy, trackers, run_dir, state, stop)
         if sweep_dir is not None and summary["saving_wall"] is None:
             baseline = baseline_for(summary, sweep_dir)
             summary["saving_wall"] = None if baseline is None else saving_wall(summary["time_cost_s"], baseline)
@@ -114,7 +122,94 @@ def train(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> dict
     return summary
 
 
-def build_summary(ctx: Context, c: Counters, scoring: ScoringResult, time_strategy_s: float, n_train: int) -> dict:
+def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, stop: StopFlag) -> dict:
+    cfg, t, device = ctx.cfg, ctx.cfg.trainer, ctx.device
+    n_train = len(ctx.data.train)
+    counts = Counters()
+    counts.time_warmup_s = warm_up(ctx)
+    if ctx.cfg.prune.name == "grand" and cfg.prune.variant == "last_layer":
+        classifier_of(Trainable(ctx, 0, compile=False).module)  # a model without a linear head fails now, not later
+    if state is None:
+        scoring = ScoringResult(None, 0.0, 0.0, cached=False)
+        spec = strategy.scoring()
+        if spec is not None:
+            scoring = run_scoring(ctx, spec, cfg.prune.get("cache", False), cfg.prune.get("cache_dir", "outputs/score_cache"))
+            strategy.set_scores(scoring.scores)
+        torch.manual_seed(cfg.seed)  # anything in the model that draws from the global RNG (dropout)
+    net = Trainable(ctx, cfg.seed)
+    if state is not None:
+        scoring = ScoringResult(None, **state["scoring"])
+        warm = counts.time_warmup_s
+        counts = Counters(**state["counters"])
+        counts.time_warmup_s += warm
+        net.module.load_state_dict(state["model"])
+        net.optimizer.load_state_dict(state["optimizer"])
+        net.scaler.load_state_dict(state["scaler"])
+        strategy.load_state_dict(state["strategy"])
+        if state["loader"] is not None:
+            ctx.data.train.gen.set_state(state["loader"])
+        checkpoint.set_rng_state(state["rng"])
+    if t.compile:
+        counts.time_compile_s += compile_ahead(ctx, net)
+    schedule = build_schedule(cfg.scheduler, t.epochs)
+    strategy_clock = SectionClock(device)
+    strategy_clock.total = counts.time_strategy_s
+    for epoch in range(state["epoch"] if state else 0, t.epochs):
+        start = timed_now(device)
+        with strategy_clock():
+            plan = strategy.plan(epoch)
+        try:
+            result = train_epoch(ctx, net, schedule, epoch, plan, f"epoch {epoch + 1}/{t.epochs}",
+                                 strategy=strategy, clock=strategy_clock, stop=stop)
+        except Interrupted as exc:
+            raise Interrupted(f"stopped by {exc.signal} during epoch {epoch + 1}; the checkpoint of epoch {epoch} in "
+                              f"{run_dir / 'checkpoints'} is kept: continue with resume=auto "
+                              f"hydra.run.dir={run_dir}", exc.signal) from None
+        epoch_time = timed_now(device) - start
+        check_finite(result, f"epoch {epoch + 1}")
+        counts.samples_trained += len(plan)
+        counts.time_train_s += epoch_time
+        counts.skipped_batches += result.skipped_batches
+
+        eval_start = timed_now(device)
+        test_acc, test_loss = evaluate(ctx, net.model)
+        counts.time_eval_s += timed_now(device) - eval_start
+        counts.test_acc.append(test_acc)
+        counts.test_loss.append(test_loss)
+        counts.time_strategy_s = strategy_clock.collect()
+        row = {
+            "epoch": epoch,
+            "lr": cfg.optimizer.lr * schedule(epoch),
+            "train/loss": result.loss_sum.item() / max(len(plan), 1),
+            "train/kept_fraction": len(plan) / n_train,
+            "train/epoch_time_s": epoch_time,
+            "test/acc": test_acc,
+            "test/loss": test_loss,
+        }
+        trackers.log_epoch(row)
+        checkpoint.save(run_dir / "checkpoints", {
+            "epoch": epoch + 1,
+            "config": resumable_config(cfg),
+            "model": net.module.state_dict(),
+            "optimizer": net.optimizer.state_dict(),
+            "scaler": net.scaler.state_dict(),
+            "strategy": strategy.state_dict(),
+            "loader": ctx.data.train.gen.get_state() if hasattr(ctx.data.train, "gen") else None,
+            "rng": checkpoint.rng_state(),
+            "counters": asdict(counts),
+            "scoring": {"time_s": scoring.time_s, "samples": scoring.samples, "cached": scoring.cached},
+            "wandb_id": (trackers.wandb_info() or {}).get("id"),
+        }, is_best=test_acc >= max(counts.test_acc))
+        log.info("epoch %d/%d  kept %5.1f%%  loss %.4f  test acc %.4f  test loss %.4f  lr %.3g  %.1fs",
+                 epoch + 1, t.epochs, 100 * row["train/kept_fraction"], row["train/loss"], test_acc, test_loss,
+                 row["lr"], epoch_time)
+
+    summary = build_summary(ctx, counts, scoring, n_train)
+    summary["wandb"] = trackers.wandb_info()
+    return summary
+
+
+def build_summary(ctx: Context, c: Counters, scoring: ScoringResult, n_train: int) -> dict:
     cfg = ctx.cfg
     epochs = cfg.trainer.epochs
     best = max(range(len(c.test_acc)), key=c.test_acc.__getitem__)
@@ -139,7 +234,10 @@ def build_summary(ctx: Context, c: Counters, scoring: ScoringResult, time_strate
         "time_train_s": c.time_train_s,
         "time_scoring_s": scoring.time_s,
         "scoring_cached": scoring.cached,
-        "time_strategy_s": time_strategy_s,
+        "time_strategy_s": c.time_strategy_s,
+        "time_warmup_s": c.time_warmup_s,  # untimed one-off costs, charged to no strategy
+        "time_compile_s": c.time_compile_s,  # torch.compile, reported apart from training time
+        "skipped_batches": c.skipped_batches,
         "time_eval_s": c.time_eval_s,
         "time_cost_s": c.time_train_s + scoring.time_s,
         # Measured against a full-data run with the same settings; a full run is its own baseline.

@@ -48,6 +48,8 @@ def need_choice(key: str, v, choices) -> None:
 
 def validate(cfg: DictConfig) -> None:
     need_int("seed", cfg.seed, low=0)
+    if cfg.resume not in (None, "auto"):
+        raise UserError(f"resume must be auto or null (got {cfg.resume!r}); point hydra.run.dir at the run to continue.")
 
     t = cfg.trainer
     need_int("trainer.epochs", t.epochs)

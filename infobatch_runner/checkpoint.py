@@ -1,0 +1,81 @@
+"""Checkpoints: written atomically at every epoch end, the last and the best kept, read back by
+`resume=auto` so that a killed run continues exactly where its last finished epoch left it."""
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from infobatch_runner.errors import UserError
+
+FORMAT = 1
+LAST, BEST = "last.pt", "best.pt"
+
+
+def rng_state() -> dict:
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def _write_atomic(state: dict, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        kept = f"the last good checkpoint {path} is kept" if path.exists() else "no earlier checkpoint exists"
+        raise UserError(f"could not save the checkpoint {path} ({exc.strerror or exc}); {kept}.") from None
+
+
+def save(directory: Path, state: dict, is_best: bool) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {"format": FORMAT, **state}
+    _write_atomic(state, directory / LAST)
+    if is_best:
+        _write_atomic(state, directory / BEST)
+
+
+def load(directory: Path) -> dict | None:
+    """The last checkpoint in `directory`, or None when there is none yet."""
+    path = directory / LAST
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # truncated, not a torch file, unreadable: say which file and what to do
+        raise UserError(f"the checkpoint {path} is unreadable ({type(exc).__name__}); delete it to start over, "
+                        f"or resume from {directory / BEST} by copying it to {path}.") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise UserError(f"{path} is not a checkpoint of this version of infobatch-runner.")
+    return state
+
+
+def config_difference(saved: dict, current: dict, prefix: str = "") -> str | None:
+    """The first setting that differs between two resolved configs, as 'key: saved vs current'."""
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key, "<absent>"), current.get(key, "<absent>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            found = config_difference(a, b, f"{prefix}{key}.")
+            if found:
+                return found
+        elif a != b:
+            return f"{prefix}{key}: {a!r} vs {b!r}"
+    return None

@@ -1,0 +1,134 @@
+"""Runs that survive: kill -9 and resume, signals, damaged checkpoints, full disks, non-finite losses."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+
+from infobatch_runner.errors import UserError
+from infobatch_runner.train import train
+
+SCRIPT = str(Path(sys.executable).with_name("infobatch-run"))
+LONGER = ["dataset=synthetic", "dataset.num_train=4096", "dataset.num_test=256", "dataset.image_size=16",
+          "dataset.augment.crop_padding=2", "dataset.augment.flip=true", "trainer.epochs=6", "trainer.batch_size=64",
+          "trainer.progress=false", "logger=none", "prune=infobatch", "prune.delta=0.7"]
+
+
+def cli(args, **kw):
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    return subprocess.Popen([SCRIPT, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def rows(run_dir: Path) -> list[dict]:
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return [{k: v for k, v in r.items() if k != "train/epoch_time_s"} for r in csv.DictReader(f)]
+
+
+def wait_for_rows(run_dir: Path, n: int, proc, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        path = run_dir / "metrics.csv"
+        if path.exists() and len(path.read_text().splitlines()) > n:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError("the run did not get far enough")
+
+
+def test_kill_9_then_resume_ends_where_the_uninterrupted_run_ends(tmp_path):
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    uninterrupted = cli(LONGER + [f"hydra.run.dir={whole}"])
+    assert uninterrupted.wait(timeout=300) == 0, uninterrupted.communicate()
+
+    victim = cli(LONGER + [f"hydra.run.dir={broken}"])
+    wait_for_rows(broken, 2, victim)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert not (broken / "summary.json").exists()
+
+    resumed = cli(LONGER + [f"hydra.run.dir={broken}", "resume=auto"])
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert "resuming after epoch" in out + err
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (whole, broken))
+    for key in ("final/test_acc", "best/test_acc", "samples_trained", "saving_samples", "final/test_loss"):
+        assert a[key] == b[key], key
+    assert rows(whole) == rows(broken), "the same plans and the same accuracy, epoch for epoch"
+    assert sorted(p.name for p in (broken / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+
+
+def test_sigterm_stops_at_a_batch_boundary_and_keeps_the_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    proc = cli(LONGER + [f"hydra.run.dir={run}"])
+    wait_for_rows(run, 1, proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "stopped by SIGTERM" in err and "resume=auto" in err and "Traceback" not in err
+    assert (run / "checkpoints" / "last.pt").exists()
+    resumed = cli(LONGER + [f"hydra.run.dir={run}", "resume=auto"])
+    assert resumed.wait(timeout=300) == 0
+    assert len(rows(run)) == 6
+
+
+def compose_cfg(*extra):
+    with initialize_config_module(version_base="1.3", config_module="infobatch_runner.conf"):
+        return compose(config_name="config", overrides=LONGER[:4] + ["trainer.epochs=2", "trainer.batch_size=64",
+                                                                      "trainer.progress=false", "logger=none", *extra])
+
+
+def test_unreadable_checkpoint_is_one_sentence(tmp_path):
+    train(compose_cfg("dataset.num_train=256"), tmp_path)
+    (tmp_path / "checkpoints" / "last.pt").write_bytes(b"\x00 truncated")
+    with pytest.raises(UserError, match=r"checkpoint .*last.pt is unreadable .*best.pt"):
+        train(compose_cfg("dataset.num_train=256", "resume=auto"), tmp_path)
+
+
+def test_resume_with_another_config_is_refused(tmp_path):
+    train(compose_cfg("dataset.num_train=256"), tmp_path)
+    with pytest.raises(UserError, match=r"another config \(prune.ratio: 0.5 vs 0.3\)"):
+        train(compose_cfg("dataset.num_train=256", "resume=auto", "prune.ratio=0.3"), tmp_path)
+
+
+def test_a_fresh_run_never_overwrites_a_run(tmp_path):
+    train(compose_cfg("dataset.num_train=256"), tmp_path)
+    with pytest.raises(UserError, match="already holds a run"):
+        train(compose_cfg("dataset.num_train=256"), tmp_path)
+
+
+def test_full_disk_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    cfg = compose_cfg("dataset.num_train=256", "trainer.epochs=3")
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def save_until_disk_is_full(obj, f, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] > 2:  # epoch 1: last + best; epoch 2 finds the disk full
+            raise OSError(28, "No space left on device")
+        return real_save(obj, f, *a, **kw)
+
+    monkeypatch.setattr(torch, "save", save_until_disk_is_full)
+    with pytest.raises(UserError, match="No space left on device.*last good checkpoint .*last.pt is kept"):
+        train(cfg, tmp_path)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)["epoch"] == 1
+    assert not list((tmp_path / "checkpoints").glob("*.tmp"))
+
+
+def test_non_finite_loss_stops_the_run_naming_epoch_and_step(tmp_path):
+    with pytest.raises(UserError, match=r"non-finite at epoch 1, step \d+"):
+        train(compose_cfg("dataset.num_train=256", "optimizer.lr=1e30", "scheduler=constant"), tmp_path)
+
+
+def test_skip_nonfinite_skips_and_counts(tmp_path):
+    summary = train(compose_cfg("dataset.num_train=256", "optimizer.lr=1e30", "scheduler=constant",
+                                "trainer.skip_nonfinite=true"), tmp_path)
+    assert summary["skipped_batches"] > 0
