@@ -30,8 +30,8 @@ def check_group_choices(args: list[str]) -> None:
     except HydraException:
         return  # a syntax error: Hydra's own message points at the character
     for override in parsed:
-        if override.is_delete() or "." in override.key_or_group:
-            continue
+        if override.is_delete() or "." in override.key_or_group or override.key_or_group.startswith("hydra/"):
+            continue  # values, and Hydra's own groups (plugins add options there), are Hydra's to check
         options = group_options(override.key_or_group)
         if options is None:
             continue

@@ -74,7 +74,7 @@ def has_wandb_credentials() -> bool:
         return False
 
 
-def start_wandb_run(mode: str, where: Path, **kwargs):
+def start_wandb_run(mode: str, where: Path, init_timeout: float = 60, **kwargs):
     """wandb.init that never prompts and never loses the work: offline, with one notice, when
     there are no credentials or the server cannot be reached."""
     import wandb
@@ -83,7 +83,8 @@ def start_wandb_run(mode: str, where: Path, **kwargs):
         log.warning("W&B: no API key found (WANDB_API_KEY or `wandb login`), logging offline to %s/wandb; "
                     "upload later with `wandb sync`.", where)
         mode = "offline"
-    kwargs.update(dir=str(where), reinit="finish_previous", settings=wandb.Settings(console="off", quiet=True))
+    kwargs.update(dir=str(where), reinit="finish_previous",
+                  settings=wandb.Settings(console="off", quiet=True, init_timeout=init_timeout))
     try:
         return wandb.init(mode=mode, **kwargs)
     except Exception as exc:  # an unreachable server or a rejected key must not lose the run
@@ -97,7 +98,8 @@ class WandbTracker:
     def __init__(self, cfg_logger, run_dir: Path, config: dict, name: str, group: str, tags: list[str],
                  run_id: str | None = None):
         resume = dict(id=run_id, resume="allow") if run_id else {}
-        self.run = start_wandb_run(cfg_logger.mode, run_dir, project=cfg_logger.project, entity=cfg_logger.get("entity"),
+        self.run = start_wandb_run(cfg_logger.mode, run_dir, cfg_logger.get("init_timeout", 60),
+                                   project=cfg_logger.project, entity=cfg_logger.get("entity"),
                                    group=group, name=name, job_type="train", tags=tags, config=config, **resume)
         self.run.define_metric("epoch")
         self.run.define_metric("*", step_metric="epoch")
@@ -160,7 +162,8 @@ def log_report_to_wandb(report, cfg_logger, sweep_dir: Path) -> None:
 
     groups = [r.summary["wandb"]["group"] for g in report.groups for r in g.runs if r.summary.get("wandb")]
     group = max(set(groups), key=groups.count) if groups else cfg_logger.get("group")
-    run = start_wandb_run(cfg_logger.mode, sweep_dir, project=cfg_logger.project, entity=cfg_logger.get("entity"),
+    run = start_wandb_run(cfg_logger.mode, sweep_dir, cfg_logger.get("init_timeout", 60),
+                          project=cfg_logger.project, entity=cfg_logger.get("entity"),
                           group=group, name=f"report-{sweep_dir.name}", job_type="report",
                           config={"sweep_dir": str(sweep_dir)})
     table = wandb.Table(columns=CSV_COLUMNS, data=[[row[c] for c in CSV_COLUMNS] for row in report.rows])

@@ -95,3 +95,34 @@ def test_help_lists_the_config_groups(tmp_path):
     assert result.returncode == 0
     for line in ("prune: " + ", ".join(sorted(STRATEGIES)), "model: cnn_small, resnet18, resnet50, timm", "experiment:"):
         assert line in result.stdout
+
+
+def test_local_executor_sweep_through_the_submitit_launcher(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli(["-m", "hydra/launcher=local", "prune=full,infobatch", *TINY, f"hydra.sweep.dir={sweep}"],
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for job in ("0_full", "1_infobatch"):
+        assert json.loads((sweep / job / "summary.json").read_text())["epochs"] == 3
+    assert (sweep / "report.md").is_file()
+
+
+def test_slurm_preset_composes_with_the_knobs_users_change():
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(version_base="1.3", config_module="infobatch_runner.conf"):
+        cfg = compose(config_name="config", return_hydra_config=True,
+                      overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=30"])
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.partition, launcher.timeout_min, launcher.gpus_per_node) == ("gpu", 30, 1)
+
+
+def test_unreachable_wandb_server_falls_back_to_offline(tmp_path):
+    env = {"WANDB_MODE": "online", "WANDB_API_KEY": "0" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}  # nothing listens
+    run_dir = tmp_path / "run"
+    result = run_cli(TINY_WANDB + ["trainer.epochs=1", "logger.init_timeout=5", f"hydra.run.dir={run_dir}"],
+                     cwd=tmp_path, env_extra=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "logging offline instead" in result.stdout + result.stderr
+    assert len(wandb_runs(run_dir)) == 1 and (run_dir / "summary.json").exists()
