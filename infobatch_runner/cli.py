@@ -21,6 +21,7 @@ log = logging.getLogger("infobatch_runner")
 
 @hydra.main(version_base="1.3", config_path="pkg://infobatch_runner.conf", config_name="config")
 def run(cfg: DictConfig) -> float:
+    from infobatch_runner.distributed import world_from_env
     from infobatch_runner.train import closing_line, train
     from infobatch_runner.validate import validate
 
@@ -35,18 +36,21 @@ def run(cfg: DictConfig) -> float:
     except Interrupted as exc:
         print(f"infobatch-run: {exc}", file=sys.stderr)
         sys.exit(128 + getattr(signal, exc.signal))
-    print(closing_line(summary), flush=True)
+    if world_from_env().is_main:
+        print(closing_line(summary), flush=True)
     return summary["final/test_acc"]  # what a Hydra sweeper (e.g. Optuna) would optimise
 
 
 def main() -> None:
     from infobatch_runner.choices import check_group_choices
+    from infobatch_runner.distributed import agreed_overrides, world_from_env
 
     try:
         check_group_choices(sys.argv[1:])
     except UserError as exc:
         print(f"infobatch-run: error: {exc}", file=sys.stderr)
         sys.exit(2)
+    sys.argv += agreed_overrides(world_from_env(), sys.argv[1:])  # under torchrun: one run folder
     run()
 
 

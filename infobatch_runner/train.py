@@ -13,10 +13,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from omegaconf import DictConfig
 
 from infobatch_runner.data import build_data
 from infobatch_runner import checkpoint
+from infobatch_runner.distributed import SINGLE, Observations, World, all_sum, broadcast_tensor, shard, world_from_env
 from infobatch_runner.errors import UserError
 from infobatch_runner.loop import (Context, Interrupted, StopFlag, Trainable, check_finite, compile_ahead, evaluate,
                                    plain, setting_of, train_epoch, warm_up)
@@ -25,7 +27,7 @@ from infobatch_runner.pruning import build_strategy
 from infobatch_runner.report import baseline_for, saving_wall
 from infobatch_runner.runtime import SectionClock, device_name, resolve_device, resolve_precision, timed_now
 from infobatch_runner.scoring import ScoringResult, classifier_of, run_scoring
-from infobatch_runner.tracking import build_trackers
+from infobatch_runner.tracking import Trackers, build_trackers
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +47,12 @@ class Counters:
     test_loss: list[float] = field(default_factory=list)
 
 
-def setup(cfg: DictConfig) -> Context:
+def setup(cfg: DictConfig, world: World = SINGLE) -> Context:
     t = cfg.trainer
     device = resolve_device(t.device)
+    if device.type == "cuda" and world.size > 1:
+        device = torch.device("cuda", world.local_rank)
+        torch.cuda.set_device(device)
     precision = resolve_precision(t.precision, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = t.cudnn_benchmark
@@ -98,21 +103,22 @@ def stop_on_signals(flag: StopFlag):
 def train(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> dict:
     """Run one training (continuing from its last checkpoint with resume=auto); in a sweep, pair it
     with a full-data run of the sweep that already finished."""
+    world = world_from_env()
     state = previous_state(cfg, run_dir)
-    ctx = setup(cfg)
+    ctx = setup(cfg, world)
     t, device = cfg.trainer, ctx.device
     n_train = len(ctx.data.train)
     strategy = build_strategy(cfg.prune, n_train, t.epochs, cfg.seed, device)
     start_epoch = state["epoch"] if state else 0
     trackers = build_trackers(cfg, run_dir, plain(cfg), resume_from_epoch=start_epoch,
-                              wandb_id=state["wandb_id"] if state else None)
+                              wandb_id=state["wandb_id"] if state else None) if world.is_main else Trackers([])
     log.info("%s on %s/%s: %d train / %d test samples, %s, %s%s", cfg.prune.name, cfg.dataset.name, cfg.model.name,
              n_train, len(ctx.data.test), device_name(device), ctx.precision,
              f", resuming after epoch {start_epoch}" if state else "")
     stop = StopFlag()
     try:
         with stop_on_signals(stop):
-            summary = _train(ctx, strategy, trackers, run_dir, state, stop)
+            summary = _train(ctx, strategy, trackers, run_dir, state, stop, world)
         if sweep_dir is not None and summary["saving_wall"] is None:
             baseline = baseline_for(summary, sweep_dir)
             summary["saving_wall"] = None if baseline is None else saving_wall(summary["time_cost_s"], baseline)
@@ -122,7 +128,7 @@ def train(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> dict
     return summary
 
 
-def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, stop: StopFlag) -> dict:
+def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, stop: StopFlag, world: World) -> dict:
     cfg, t, device = ctx.cfg, ctx.cfg.trainer, ctx.device
     n_train = len(ctx.data.train)
     counts = Counters()
@@ -134,7 +140,7 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
         spec = strategy.scoring()
         if spec is not None:
             scoring = run_scoring(ctx, spec, cfg.prune.get("cache", False), cfg.prune.get("cache_dir", "outputs/score_cache"))
-            strategy.set_scores(scoring.scores)
+            strategy.set_scores(broadcast_tensor(scoring.scores, world))
         torch.manual_seed(cfg.seed)  # anything in the model that draws from the global RNG (dropout)
     net = Trainable(ctx, cfg.seed)
     if state is not None:
@@ -149,8 +155,12 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
         if state["loader"] is not None:
             ctx.data.train.gen.set_state(state["loader"])
         checkpoint.set_rng_state(state["rng"])
+    if world.size > 1:
+        ddp = DistributedDataParallel(net.module, device_ids=[device.index] if device.type == "cuda" else None)
+        net.model = torch.compile(ddp, mode=t.compile_mode, backend=t.compile_backend) if t.compile else ddp
     if t.compile:
         counts.time_compile_s += compile_ahead(ctx, net)
+    observations = Observations() if world.size > 1 else None
     schedule = build_schedule(cfg.scheduler, t.epochs)
     strategy_clock = SectionClock(device)
     strategy_clock.total = counts.time_strategy_s
@@ -158,16 +168,21 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
         start = timed_now(device)
         with strategy_clock():
             plan = strategy.plan(epoch)
+            mine = shard(plan, world)
         try:
-            result = train_epoch(ctx, net, schedule, epoch, plan, f"epoch {epoch + 1}/{t.epochs}",
-                                 strategy=strategy, clock=strategy_clock, stop=stop)
+            result = train_epoch(ctx, net, schedule, epoch, mine, f"epoch {epoch + 1}/{t.epochs}",
+                                 strategy=observations or strategy, clock=strategy_clock, stop=stop)
         except Interrupted as exc:
             raise Interrupted(f"stopped by {exc.signal} during epoch {epoch + 1}; the checkpoint of epoch {epoch} in "
                               f"{run_dir / 'checkpoints'} is kept: continue with resume=auto "
                               f"hydra.run.dir={run_dir}", exc.signal) from None
+        if observations is not None:
+            with strategy_clock():
+                observations.merge(strategy, world)  # once per epoch: every rank's losses, every rank
         epoch_time = timed_now(device) - start
         check_finite(result, f"epoch {epoch + 1}")
-        counts.samples_trained += len(plan)
+        trained = len(mine) * world.size
+        counts.samples_trained += trained
         counts.time_train_s += epoch_time
         counts.skipped_batches += result.skipped_batches
 
@@ -180,26 +195,27 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
         row = {
             "epoch": epoch,
             "lr": cfg.optimizer.lr * schedule(epoch),
-            "train/loss": result.loss_sum.item() / max(len(plan), 1),
+            "train/loss": all_sum(result.loss_sum, world).item() / max(trained, 1),
             "train/kept_fraction": len(plan) / n_train,
             "train/epoch_time_s": epoch_time,
             "test/acc": test_acc,
             "test/loss": test_loss,
         }
         trackers.log_epoch(row)
-        checkpoint.save(run_dir / "checkpoints", {
-            "epoch": epoch + 1,
-            "config": resumable_config(cfg),
-            "model": net.module.state_dict(),
-            "optimizer": net.optimizer.state_dict(),
-            "scaler": net.scaler.state_dict(),
-            "strategy": strategy.state_dict(),
-            "loader": ctx.data.train.gen.get_state() if hasattr(ctx.data.train, "gen") else None,
-            "rng": checkpoint.rng_state(),
-            "counters": asdict(counts),
-            "scoring": {"time_s": scoring.time_s, "samples": scoring.samples, "cached": scoring.cached},
-            "wandb_id": (trackers.wandb_info() or {}).get("id"),
-        }, is_best=test_acc >= max(counts.test_acc))
+        if world.is_main:
+            checkpoint.save(run_dir / "checkpoints", {
+                "epoch": epoch + 1,
+                "config": resumable_config(cfg),
+                "model": net.module.state_dict(),
+                "optimizer": net.optimizer.state_dict(),
+                "scaler": net.scaler.state_dict(),
+                "strategy": strategy.state_dict(),
+                "loader": ctx.data.train.gen.get_state() if hasattr(ctx.data.train, "gen") else None,
+                "rng": checkpoint.rng_state(),
+                "counters": asdict(counts),
+                "scoring": {"time_s": scoring.time_s, "samples": scoring.samples, "cached": scoring.cached},
+                "wandb_id": (trackers.wandb_info() or {}).get("id"),
+            }, is_best=test_acc >= max(counts.test_acc))
         log.info("epoch %d/%d  kept %5.1f%%  loss %.4f  test acc %.4f  test loss %.4f  lr %.3g  %.1fs",
                  epoch + 1, t.epochs, 100 * row["train/kept_fraction"], row["train/loss"], test_acc, test_loss,
                  row["lr"], epoch_time)
