@@ -41,6 +41,13 @@ def _styles(groups):
     return styles
 
 
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def accuracy_vs_saving(groups, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7.5, 5))
     styles = _styles(groups)
@@ -63,10 +70,7 @@ def accuracy_vs_saving(groups, path: Path) -> Path:
     ax.set_title("Accuracy against wall-clock saving (mean ± sd over seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def accuracy_curves(groups, path: Path) -> Path:
@@ -88,10 +92,7 @@ def accuracy_curves(groups, path: Path) -> Path:
     for ax in (by_epoch, by_time):
         ax.grid(alpha=0.3)
     by_time.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def kept_fraction(groups, path: Path) -> Path:
@@ -110,10 +111,7 @@ def kept_fraction(groups, path: Path) -> Path:
     ax.set_title("Kept fraction per epoch")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def write_plots(groups, out_dir: Path) -> list[Path]:

@@ -145,16 +145,7 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
     net = Trainable(ctx, cfg.seed)
     if state is not None:
         scoring = ScoringResult(None, **state["scoring"])
-        warm = counts.time_warmup_s
-        counts = Counters(**state["counters"])
-        counts.time_warmup_s += warm
-        net.module.load_state_dict(state["model"])
-        net.optimizer.load_state_dict(state["optimizer"])
-        net.scaler.load_state_dict(state["scaler"])
-        strategy.load_state_dict(state["strategy"])
-        if state["loader"] is not None:
-            ctx.data.train.gen.set_state(state["loader"])
-        checkpoint.set_rng_state(state["rng"])
+        counts = restore(state, ctx, net, strategy, warmup_s=counts.time_warmup_s)
     if world.size > 1:
         ddp = DistributedDataParallel(net.module, device_ids=[device.index] if device.type == "cuda" else None)
         net.model = torch.compile(ddp, mode=t.compile_mode, backend=t.compile_backend) if t.compile else ddp
@@ -203,19 +194,9 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
         }
         trackers.log_epoch(row)
         if world.is_main:
-            checkpoint.save(run_dir / "checkpoints", {
-                "epoch": epoch + 1,
-                "config": resumable_config(cfg),
-                "model": net.module.state_dict(),
-                "optimizer": net.optimizer.state_dict(),
-                "scaler": net.scaler.state_dict(),
-                "strategy": strategy.state_dict(),
-                "loader": ctx.data.train.gen.get_state() if hasattr(ctx.data.train, "gen") else None,
-                "rng": checkpoint.rng_state(),
-                "counters": asdict(counts),
-                "scoring": {"time_s": scoring.time_s, "samples": scoring.samples, "cached": scoring.cached},
-                "wandb_id": (trackers.wandb_info() or {}).get("id"),
-            }, is_best=test_acc >= max(counts.test_acc))
+            wandb_id = (trackers.wandb_info() or {}).get("id")
+            checkpoint.save(run_dir / "checkpoints", snapshot(epoch + 1, ctx, net, strategy, counts, scoring, wandb_id),
+                            is_best=test_acc >= max(counts.test_acc))
         log.info("epoch %d/%d  kept %5.1f%%  loss %.4f  test acc %.4f  test loss %.4f  lr %.3g  %.1fs",
                  epoch + 1, t.epochs, 100 * row["train/kept_fraction"], row["train/loss"], test_acc, test_loss,
                  row["lr"], epoch_time)
@@ -223,6 +204,39 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
     summary = build_summary(ctx, counts, scoring, n_train)
     summary["wandb"] = trackers.wandb_info()
     return summary
+
+
+def snapshot(epochs_done: int, ctx: Context, net: Trainable, strategy, counts: Counters, scoring: ScoringResult,
+             wandb_id: str | None) -> dict:
+    """Everything a resumed run needs to continue exactly where this one stands."""
+    loader = ctx.data.train
+    return {
+        "epoch": epochs_done,
+        "config": resumable_config(ctx.cfg),
+        "model": net.module.state_dict(),
+        "optimizer": net.optimizer.state_dict(),
+        "scaler": net.scaler.state_dict(),
+        "strategy": strategy.state_dict(),
+        "loader": loader.gen.get_state() if hasattr(loader, "gen") else None,
+        "rng": checkpoint.rng_state(),
+        "counters": asdict(counts),
+        "scoring": {"time_s": scoring.time_s, "samples": scoring.samples, "cached": scoring.cached},
+        "wandb_id": wandb_id,
+    }
+
+
+def restore(state: dict, ctx: Context, net: Trainable, strategy, warmup_s: float) -> Counters:
+    """Put a snapshot back; returns its counters (this run's warm-up added)."""
+    net.module.load_state_dict(state["model"])
+    net.optimizer.load_state_dict(state["optimizer"])
+    net.scaler.load_state_dict(state["scaler"])
+    strategy.load_state_dict(state["strategy"])
+    if state["loader"] is not None:
+        ctx.data.train.gen.set_state(state["loader"])
+    checkpoint.set_rng_state(state["rng"])
+    counts = Counters(**state["counters"])
+    counts.time_warmup_s += warmup_s
+    return counts
 
 
 def build_summary(ctx: Context, c: Counters, scoring: ScoringResult, n_train: int) -> dict:
