@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from infobatch_runner.data import DataBundle
+from infobatch_runner.data.loaders import batch_starts
 from infobatch_runner.errors import UserError
 from infobatch_runner.models import build_model
 from infobatch_runner.optim import build_optimizer
@@ -93,11 +94,12 @@ def compile_ahead(ctx: Context, net: Trainable) -> float:
 
 
 class Interrupted(Exception):
-    """SIGTERM or SIGINT arrived: the epoch stops at the next batch boundary."""
+    """SIGTERM or SIGINT arrived: the epoch stopped at a batch boundary, `progress` says how far."""
 
-    def __init__(self, message: str, signal_name: str):
+    def __init__(self, message: str, signal_name: str, progress: "EpochResult | None" = None):
         super().__init__(message)
         self.signal = signal_name
+        self.progress = progress
 
 
 class StopFlag:
@@ -111,17 +113,19 @@ class EpochResult:
     loss_sum: torch.Tensor  # sum of the per-sample losses trained (device)
     first_nonfinite_step: torch.Tensor  # -1, or the first step whose loss was not finite (device)
     skipped_batches: int  # batches skipped for a non-finite loss (trainer.skip_nonfinite only)
+    steps_done: int = 0  # batches of the plan done (all of them, unless interrupted)
 
 
 def train_epoch(ctx: Context, net: Trainable, schedule, epoch: int, plan: Plan, desc: str,
-                strategy=None, clock=None, recorder=None, stop: StopFlag | None = None) -> EpochResult:
+                strategy=None, clock=None, recorder=None, stop: StopFlag | None = None,
+                resume: EpochResult | None = None) -> EpochResult:
     """Train once through `plan`.
 
     strategy.observe(idx, losses) runs inside `clock` (the strategy's time); recorder.record(idx,
     correct) receives per-sample correctness for scores that need it (forgetting events).
     A non-finite loss is noted on the device (the caller stops the run after the epoch, naming the
     step); with trainer.skip_nonfinite the batch is skipped instead, at the price of one host read
-    of the loss per step.
+    of the loss per step. `resume` continues an interrupted epoch after its `steps_done` batches.
     """
     t = ctx.cfg.trainer
     model, optimizer, scaler = net.model, net.optimizer, net.scaler
@@ -130,12 +134,13 @@ def train_epoch(ctx: Context, net: Trainable, schedule, epoch: int, plan: Plan, 
     peak_lr = ctx.cfg.optimizer.lr
     bar = EpochBar(t.progress, desc, steps, len(plan) / len(loader), ctx.device)
     model.train()
-    loss_sum = torch.zeros((), device=ctx.device)
-    first_bad = torch.full((), -1, dtype=torch.int64, device=ctx.device)
-    skipped = seen = 0
-    for step, batch in enumerate(loader.iterate(plan.indices, plan.weights)):
-        if stop is not None and stop.signal:
-            raise Interrupted(stop.signal, stop.signal)
+    done = resume.steps_done if resume else 0
+    loss_sum = resume.loss_sum.clone() if resume else torch.zeros((), device=ctx.device)
+    first_bad = resume.first_nonfinite_step.clone() if resume else torch.full((), -1, dtype=torch.int64, device=ctx.device)
+    skipped = resume.skipped_batches if resume else 0
+    seen = batch_starts(len(plan), loader.batch_size)[done] if done else 0
+    bar.bar.update(done)
+    for step, batch in enumerate(loader.iterate(plan.indices, plan.weights, first_batch=done), start=done):
         lr = peak_lr * schedule(epoch + step / steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -145,7 +150,7 @@ def train_epoch(ctx: Context, net: Trainable, schedule, epoch: int, plan: Plan, 
         batch_sum = losses.detach().sum()
         if t.skip_nonfinite and not torch.isfinite(batch_sum).item():
             skipped += 1
-            continue
+            continue  # (a signal is then noticed after the next trained batch)
         first_bad = torch.where((first_bad < 0) & ~torch.isfinite(batch_sum), step, first_bad)
         if strategy is not None:
             with clock() if clock else nullcontext():
@@ -163,8 +168,11 @@ def train_epoch(ctx: Context, net: Trainable, schedule, epoch: int, plan: Plan, 
         loss_sum += batch_sum
         seen += batch.idx.shape[0]
         bar.step(step, loss_sum, seen)
+        if stop is not None and stop.signal and step + 1 < steps:  # between batches: nothing half done
+            bar.close()
+            raise Interrupted(stop.signal, stop.signal, EpochResult(loss_sum, first_bad, skipped, step + 1))
     bar.close()
-    return EpochResult(loss_sum, first_bad, skipped)
+    return EpochResult(loss_sum, first_bad, skipped, steps)
 
 
 def check_finite(result: EpochResult, where: str) -> None:

@@ -20,10 +20,10 @@ from infobatch_runner.data import build_data
 from infobatch_runner import checkpoint
 from infobatch_runner.distributed import SINGLE, Observations, World, all_sum, broadcast_tensor, shard, world_from_env
 from infobatch_runner.errors import UserError
-from infobatch_runner.loop import (Context, Interrupted, StopFlag, Trainable, check_finite, compile_ahead, evaluate,
-                                   plain, setting_of, train_epoch, warm_up)
+from infobatch_runner.loop import (Context, EpochResult, Interrupted, StopFlag, Trainable, check_finite, compile_ahead,
+                                   evaluate, plain, setting_of, train_epoch, warm_up)
 from infobatch_runner.optim import build_schedule
-from infobatch_runner.pruning import build_strategy
+from infobatch_runner.pruning import Plan, build_strategy
 from infobatch_runner.report import baseline_for, saving_wall
 from infobatch_runner.runtime import SectionClock, device_name, resolve_device, resolve_precision, timed_now
 from infobatch_runner.scoring import ScoringResult, classifier_of, run_scoring
@@ -155,18 +155,29 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
     schedule = build_schedule(cfg.scheduler, t.epochs)
     strategy_clock = SectionClock(device)
     strategy_clock.total = counts.time_strategy_s
+    partial = state.get("in_epoch") if state else None  # an epoch that a signal interrupted
     for epoch in range(state["epoch"] if state else 0, t.epochs):
+        if stop.signal:  # arrived during the last step of the previous epoch, now checkpointed
+            raise Interrupted(f"stopped by {stop.signal} after epoch {epoch}; its checkpoint is kept: continue "
+                              f"with resume=auto hydra.run.dir={run_dir}", stop.signal)
         start = timed_now(device)
-        with strategy_clock():
-            plan = strategy.plan(epoch)
-            mine = shard(plan, world)
+        if partial:
+            plan = Plan(partial["indices"].to(device), partial["weights"].to(device))
+            mine, resume_at = plan, EpochResult(partial["loss_sum"].to(device), partial["first_bad"].to(device),
+                                                partial["skipped"], partial["steps_done"])
+            start -= partial["elapsed_s"]
+        else:
+            resume_at = None
+            with strategy_clock():
+                plan = strategy.plan(epoch)
+                mine = shard(plan, world)
+        partial = None
         try:
             result = train_epoch(ctx, net, schedule, epoch, mine, f"epoch {epoch + 1}/{t.epochs}",
-                                 strategy=observations or strategy, clock=strategy_clock, stop=stop)
+                                 strategy=observations or strategy, clock=strategy_clock, stop=stop, resume=resume_at)
         except Interrupted as exc:
-            raise Interrupted(f"stopped by {exc.signal} during epoch {epoch + 1}; the checkpoint of epoch {epoch} in "
-                              f"{run_dir / 'checkpoints'} is kept: continue with resume=auto "
-                              f"hydra.run.dir={run_dir}", exc.signal) from None
+            raise interrupted(exc, epoch, plan, timed_now(device) - start, ctx, net, strategy, counts, scoring,
+                              trackers, run_dir, world, strategy_clock) from None
         if observations is not None:
             with strategy_clock():
                 observations.merge(strategy, world)  # once per epoch: every rank's losses, every rank
@@ -204,6 +215,26 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
     summary = build_summary(ctx, counts, scoring, n_train)
     summary["wandb"] = trackers.wandb_info()
     return summary
+
+
+def interrupted(exc: Interrupted, epoch: int, plan: Plan, elapsed_s: float, ctx: Context, net: Trainable, strategy,
+                counts: Counters, scoring: ScoringResult, trackers, run_dir: Path, world: World,
+                clock: SectionClock) -> Interrupted:
+    """Save where the interrupted epoch stands (single process; under torchrun the other ranks'
+    observations are not merged yet, so the epoch restarts) and say how to continue."""
+    where = f"hydra.run.dir={run_dir}"
+    if world.size > 1 or exc.progress is None:
+        return Interrupted(f"stopped by {exc.signal} during epoch {epoch + 1}; the checkpoint of epoch {epoch} is "
+                           f"kept: continue with resume=auto {where}", exc.signal)
+    counts.time_strategy_s = clock.collect()
+    saved = snapshot(epoch, ctx, net, strategy, counts, scoring, (trackers.wandb_info() or {}).get("id"))
+    p = exc.progress
+    saved["in_epoch"] = {"indices": plan.indices.cpu(), "weights": plan.weights.cpu(), "steps_done": p.steps_done,
+                         "loss_sum": p.loss_sum.cpu(), "first_bad": p.first_nonfinite_step.cpu(),
+                         "skipped": p.skipped_batches, "elapsed_s": elapsed_s}
+    checkpoint.save(run_dir / "checkpoints", saved, is_best=False)
+    return Interrupted(f"stopped by {exc.signal} at epoch {epoch + 1}, step {p.steps_done}; saved a checkpoint "
+                       f"there: continue with resume=auto {where}", exc.signal)
 
 
 def snapshot(epochs_done: int, ctx: Context, net: Trainable, strategy, counts: Counters, scoring: ScoringResult,

@@ -75,9 +75,10 @@ def steps_for(n: int, batch_size: int) -> int:
     return len(batch_starts(n, batch_size))
 
 
-def _slices(n: int, batch_size: int):
+def _slices(n: int, batch_size: int, first: int = 0):
+    """(start, end) of each batch, from batch number `first` on (a resumed epoch skips those done)."""
     starts = batch_starts(n, batch_size)
-    return [(a, b) for a, b in zip(starts, starts[1:] + [n])]
+    return [(a, b) for a, b in zip(starts, starts[1:] + [n])][first:]
 
 
 class DeviceLoader:
@@ -97,10 +98,10 @@ class DeviceLoader:
     def num_batches(self, n: int) -> int:
         return steps_for(n, self.batch_size)
 
-    def iterate(self, indices: torch.Tensor, weights: torch.Tensor | None = None) -> Iterator[Batch]:
+    def iterate(self, indices: torch.Tensor, weights: torch.Tensor | None = None, first_batch: int = 0) -> Iterator[Batch]:
         if weights is None:
             weights = torch.ones(indices.shape[0], device=indices.device)
-        for start, end in _slices(indices.shape[0], self.batch_size):
+        for start, end in _slices(indices.shape[0], self.batch_size, first_batch):
             idx = indices[start:end]
             x = self.images.index_select(0, idx)
             if self.crop_padding:
@@ -116,15 +117,17 @@ class PlanBatchSampler(Sampler):
     def __init__(self, batch_size: int):
         self.batch_size = batch_size
         self.indices: list[int] = []
+        self.first = 0
 
-    def set_plan(self, indices: torch.Tensor) -> None:
+    def set_plan(self, indices: torch.Tensor, first_batch: int = 0) -> None:
         self.indices = indices.cpu().tolist()  # one host copy per epoch, not per batch
+        self.first = first_batch
 
     def __len__(self) -> int:
-        return steps_for(len(self.indices), self.batch_size)
+        return steps_for(len(self.indices), self.batch_size) - self.first
 
     def __iter__(self):
-        for start, end in _slices(len(self.indices), self.batch_size):
+        for start, end in _slices(len(self.indices), self.batch_size, self.first):
             yield self.indices[start:end]
 
 
@@ -149,11 +152,11 @@ class StreamLoader:
     def num_batches(self, n: int) -> int:
         return steps_for(n, self.batch_size)
 
-    def iterate(self, indices: torch.Tensor, weights: torch.Tensor | None = None) -> Iterator[Batch]:
+    def iterate(self, indices: torch.Tensor, weights: torch.Tensor | None = None, first_batch: int = 0) -> Iterator[Batch]:
         if weights is None:
             weights = torch.ones(indices.shape[0], device=self.device)
-        self.sampler.set_plan(indices)
-        start = 0
+        self.sampler.set_plan(indices, first_batch)
+        start = batch_starts(indices.shape[0], self.batch_size)[first_batch] if first_batch else 0
         for x, y, idx in self.loader:
             n = idx.shape[0]
             x = x.to(self.device, non_blocking=True)
