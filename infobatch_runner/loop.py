@@ -78,7 +78,7 @@ def compile_ahead(ctx: Context, net: Trainable) -> float:
     forwards, then restore every parameter and buffer. Returns the seconds it took (time_compile_s)."""
     start = timed_now(ctx.device)
     snapshot = {k: v.clone() for k, v in net.module.state_dict().items()}
-    loader = ctx.data.train
+    loader = ctx.data.train_eval  # no augmentation: the training loader's generator stays untouched
     batch = next(iter(loader.iterate(torch.arange(min(ctx.cfg.trainer.batch_size, len(loader)), device=ctx.device))))
     for size in dict.fromkeys((batch.x.shape[0], batch.x.shape[0] - 1, 2)):
         net.model.train()

@@ -164,6 +164,10 @@ def run_scoring(ctx: Context, spec: ScoringSpec, cache: bool, cache_dir: str) ->
             return hit
 
     start = timed_now(ctx.device)
+    # Proxies draw augmentations from the training loader's generator; put it back afterwards, so
+    # that the main training is the same whether its scores were computed or read from the cache.
+    loader_gen = getattr(ctx.data.train, "gen", None)
+    loader_state = loader_gen.get_state() if loader_gen is not None else None
     total = torch.zeros(n, device=ctx.device)
     for run in range(spec.runs):
         seed = strategy_seed(ctx.cfg.seed, f"{spec.kind}-proxy-{run}")
@@ -184,6 +188,8 @@ def run_scoring(ctx: Context, spec: ScoringSpec, cache: bool, cache_dir: str) ->
         else:
             total += grand_full_scores(ctx, net.module)
         log.info("scoring %s: proxy %d/%d done", spec.kind, run + 1, spec.runs)
+    if loader_gen is not None:
+        loader_gen.set_state(loader_state)
     result = ScoringResult(total / spec.runs, timed_now(ctx.device) - start, scoring_samples(spec, n), cached=False)
     if cache:
         _save_cache(path, key, result)

@@ -46,3 +46,11 @@ def test_a_damaged_cache_costs_a_rescoring_not_the_run(tmp_path):
     path.write_bytes(b"garbage")
     again = train(cfg, tmp_path / "b")
     assert not again["scoring_cached"] and again["time_scoring_s"] > 0
+
+
+def test_cached_and_computed_scores_train_the_same(tmp_path):
+    computed = train(cfg_for(tmp_path, "dataset.augment.crop_padding=2", "dataset.augment.flip=true"), tmp_path / "a")
+    cached = train(cfg_for(tmp_path, "dataset.augment.crop_padding=2", "dataset.augment.flip=true"), tmp_path / "b")
+    assert cached["scoring_cached"] and not computed["scoring_cached"]
+    assert cached["final/test_acc"] == computed["final/test_acc"]
+    assert cached["final/test_loss"] == computed["final/test_loss"]
