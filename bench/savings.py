@@ -1,6 +1,6 @@
 """Savings realisation: how much of the sample saving reaches the wall clock, saving_wall /
 saving_samples, for InfoBatch and random_dynamic against full data on the same short run,
-the three interleaved (in rotated order) and repeated in one process.
+the three interleaved (in rotated order) and repeated in one process; median costs.
 
     python -m bench.savings [--device auto|cpu|cuda] [--repeats R]
     (CPU: cnn_small on 20,000 Fashion-MNIST images, 6 epochs; CUDA: resnet18 on 50,000 CIFAR-size images, 10 epochs, bf16)
@@ -32,7 +32,7 @@ def overrides(device) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     device = pick_device(args.device)
     runs = {name: [] for name in STRATEGIES}
@@ -42,10 +42,11 @@ def main() -> None:
                 with initialize_config_module(version_base="1.3", config_module="infobatch_runner.conf"):
                     cfg = compose(config_name="config", overrides=overrides(device) + [f"prune={name}"])
                 runs[name].append(train(cfg, Path(tmp) / f"{name}-{r}"))
-    base_cost = statistics.fmean(s["time_cost_s"] for s in runs["full"])
+    # Medians over the repeats: a stretch of a busy machine hits one run, not the comparison.
+    base_cost = statistics.median(s["time_cost_s"] for s in runs["full"])
     result = {"config": overrides(device), "repeats": args.repeats, "full_time_cost_s": base_cost, "strategies": {}}
     for name in STRATEGIES[1:]:
-        cost = statistics.fmean(s["time_cost_s"] for s in runs[name])
+        cost = statistics.median(s["time_cost_s"] for s in runs[name])
         saving_samples = statistics.fmean(s["saving_samples"] for s in runs[name])
         saving_wall = 1 - cost / base_cost
         result["strategies"][name] = {

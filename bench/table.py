@@ -33,7 +33,7 @@ def main() -> None:
               f"{loop['bare_images_per_s']:.0f} images/s, **efficiency {loop['efficiency']:.2f}**.\n")
     savings = load("savings")
     if savings:
-        print(f"Savings realisation (`{savings['command']}`, {savings['device']}, {savings['repeats']} interleaved repeats):\n")
+        print(f"Savings realisation (`{savings['command']}`, {savings['device']}, {savings['repeats']} interleaved repeats, median costs):\n")
         print("| strategy | saving_samples | saving_wall | realisation |")
         print("|---|---|---|---|")
         for name, r in savings["strategies"].items():

@@ -44,7 +44,9 @@ def run(cfg: DictConfig) -> float:
 def main() -> None:
     from infobatch_runner.choices import check_group_choices
     from infobatch_runner.distributed import agreed_overrides, world_from_env
+    from infobatch_runner.hostmem import keep_freed_memory
 
+    keep_freed_memory()
     try:
         check_group_choices(sys.argv[1:])
     except UserError as exc:

@@ -58,7 +58,7 @@ class EpsilonGreedy(_LossRanked):
     Each selection keeps the ceil((1 - epsilon) * K) samples of highest mu (exploitation) plus
     K minus that many drawn uniformly from the rest (exploration); weight 1.
     Parameters: ratio (0.5), epsilon (0.1), alpha (0.8), interval (1), delta (1.0).
-    Cost: one scatter per batch; one sort of N per selection.
+    Cost: one scatter per batch; one partial selection (top-k) of N per selection.
     """
 
     name = "epsilon_greedy"
@@ -69,11 +69,13 @@ class EpsilonGreedy(_LossRanked):
         super().__init__(num_samples, epochs, seed, device, ratio, alpha, interval, delta)
 
     def select(self, k: int) -> torch.Tensor:
-        ranked = self.rank_desc(self.mu)
         n_top = min(math.ceil((1 - self.epsilon) * k - 1e-9), k)
-        rest = ranked[n_top:]
-        explore = rest[self.randperm(rest.shape[0])[: k - n_top]]
-        return torch.cat([ranked[:n_top], explore])
+        top = self.top_k(self.mu, n_top)
+        rest = torch.ones(self.num_samples, dtype=torch.bool, device=self.device)
+        rest[top] = False
+        rest = rest.nonzero().squeeze(1)
+        explore = rest.index_select(0, self.randperm(rest.shape[0])[: k - n_top])
+        return torch.cat([top, explore])
 
 
 class UCB(_LossRanked):
@@ -106,7 +108,7 @@ class UCB(_LossRanked):
         return self.mu + self.c * spread
 
     def select(self, k: int) -> torch.Tensor:
-        return self.rank_desc(self.priority())[:k]
+        return self.top_k(self.priority(), k)
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "var": self.var.clone()}

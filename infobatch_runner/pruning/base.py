@@ -100,6 +100,12 @@ class Strategy:
         order = self.randperm(subset.shape[0])
         return Plan(subset.index_select(0, order), torch.full((subset.shape[0],), weight, device=self.device))
 
+    def top_k(self, priority: torch.Tensor, k: int) -> torch.Tensor:
+        """The k indices of highest priority (in no particular order), ties broken by the strategy's
+        generator: a partial selection, several times faster than sorting N at ImageNet size."""
+        shuffle = self.randperm(self.num_samples)
+        return shuffle.index_select(0, torch.topk(priority.index_select(0, shuffle), k, sorted=False).indices)
+
     def rank_desc(self, priority: torch.Tensor) -> torch.Tensor:
         """All indices by decreasing priority, ties broken by the strategy's generator."""
         shuffle = self.randperm(self.num_samples)
