@@ -1,9 +1,10 @@
-"""One epoch of training through a plan: the step every strategy and every scoring proxy shares.
+"""The training step, shared by every strategy and every scoring proxy, and what surrounds it:
+the model with its optimizer, warm-up, compiling ahead, evaluation.
 
 Per batch: per-sample loss (float32, label-smoothed, under autocast), the strategy's observe,
 then a step on mean(w * loss), the mean and not a weighted mean, which keeps the gradient
 unbiased. The learning rate follows a schedule of fractional epochs. Per-batch values stay on
-the device; nothing here reads them back.
+the device and are read once per epoch (trainer.skip_nonfinite alone reads the loss each step).
 """
 
 from contextlib import nullcontext
@@ -57,7 +58,8 @@ class Trainable:
     without touching the global RNG; compiled when trainer.compile (and `compile`) say so."""
 
     def __init__(self, ctx: Context, seed: int, compile: bool = True):
-        devices = [ctx.device] if ctx.device.type == "cuda" else []
+        cuda = ctx.device.type == "cuda"
+        devices = [ctx.device.index if ctx.device.index is not None else torch.cuda.current_device()] if cuda else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             model = build_model(ctx.cfg.model, ctx.data.num_classes, ctx.data.channels, ctx.data.image_size)
