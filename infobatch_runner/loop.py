@@ -134,14 +134,13 @@ def train_epoch(ctx: Context, net: Trainable, schedule, epoch: int, plan: Plan, 
     loader = ctx.data.train
     steps = loader.num_batches(len(plan))
     peak_lr = ctx.cfg.optimizer.lr
-    bar = EpochBar(t.progress, desc, steps, len(plan) / len(loader), ctx.device)
-    model.train()
     done = resume.steps_done if resume else 0
+    bar = EpochBar(t.progress, desc, steps, len(plan) / len(loader), ctx.device, done)
+    model.train()
     loss_sum = resume.loss_sum.clone() if resume else torch.zeros((), device=ctx.device)
     first_bad = resume.first_nonfinite_step.clone() if resume else torch.full((), -1, dtype=torch.int64, device=ctx.device)
     skipped = resume.skipped_batches if resume else 0
     seen = batch_starts(len(plan), loader.batch_size)[done] if done else 0
-    bar.bar.update(done)
     for step, batch in enumerate(loader.iterate(plan.indices, plan.weights, first_batch=done), start=done):
         lr = peak_lr * schedule(epoch + step / steps)
         for group in optimizer.param_groups:

@@ -32,9 +32,9 @@ class LaggedScalar:
 
 
 class EpochBar:
-    def __init__(self, enabled, desc: str, steps: int, kept_fraction: float, device: torch.device):
+    def __init__(self, enabled, desc: str, steps: int, kept_fraction: float, device: torch.device, done: int = 0):
         disable = None if enabled == "auto" else not enabled  # None: a bar on a terminal only
-        self.bar = tqdm(total=steps, desc=desc, unit="batch", leave=False,
+        self.bar = tqdm(total=steps, initial=done, desc=desc, unit="batch", leave=False,
                         disable=disable, file=sys.stderr, dynamic_ncols=True)
         self.kept = f"{100 * kept_fraction:.1f}%"
         self.loss = LaggedScalar(device)

@@ -59,9 +59,6 @@ class LocalTracker:
     def finish(self) -> None:
         self._file.close()
 
-    def info(self) -> dict:
-        return {}
-
 
 def has_wandb_credentials() -> bool:
     """True when W&B could log in without asking: an API key in the environment or in netrc."""
@@ -138,7 +135,7 @@ class Trackers:
             t.finish()
 
     def wandb_info(self) -> dict | None:
-        return next((t.info() for t in self.trackers if t.info()), None)
+        return next((t.info() for t in self.trackers if isinstance(t, WandbTracker)), None)
 
 
 def build_trackers(cfg, run_dir: Path, config: dict, resume_from_epoch: int = 0, wandb_id: str | None = None) -> Trackers:

@@ -22,10 +22,6 @@ class DataBundle:
     channels: int
     image_size: int
 
-    @property
-    def num_train(self) -> int:
-        return len(self.train)
-
 
 def _in_memory(ds: DictConfig, seed: int):
     if ds.name == "fashion_mnist":
