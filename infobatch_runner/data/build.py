@@ -11,6 +11,7 @@ from infobatch_runner.data.folder import load_folder_splits
 from infobatch_runner.data.idx import load_fashion_mnist
 from infobatch_runner.data.loaders import DeviceLoader, Normalize, StreamLoader
 from infobatch_runner.data.synthetic import make_synthetic
+from infobatch_runner.errors import UserError
 
 
 @dataclass
@@ -35,6 +36,64 @@ def _in_memory(ds: DictConfig, seed: int):
     return train.head(ds.limit_train), test.head(ds.limit_test)
 
 
+def _num_classes(ds: DictConfig, found: int) -> int:
+    """dataset.num_classes, or the number found in the data when it is null."""
+    n = ds.num_classes
+    if n is None:
+        return found
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise UserError(f"dataset.num_classes must be a whole number of classes, or null to count them (got {n!r}).")
+    return n
+
+
+def _check_classes(ds: DictConfig, n_train: int, distinct: list[int], largest: int, num_classes: int,
+                   names: list[str] | None = None) -> None:
+    """The training set needs two classes to learn from, and every label (train and test) must have a
+    logit: labels 0 .. num_classes - 1. `distinct` holds up to two distinct training labels."""
+    if not distinct:
+        raise UserError(f"the {ds.name} training set is empty; a classifier needs samples of at least two classes.")
+    if len(distinct) < 2:
+        label = distinct[0]
+        which = f"{label}, {names[label]}" if names else str(label)
+        if ds.limit_train is not None and n_train == ds.limit_train:
+            raise UserError(f"dataset.limit_train={ds.limit_train} leaves a single class (label {which}) in the "
+                            f"{ds.name} training set; a classifier needs at least two, so raise dataset.limit_train.")
+        fix = "put images into the other class folders" if names else "use the complete files"
+        raise UserError(f"the {ds.name} training set holds a single class (label {which}); "
+                        f"a classifier needs at least two, so {fix}.")
+    if largest >= num_classes:
+        raise UserError(f"dataset.num_classes={num_classes} is too small for {ds.name}: its labels go up to {largest}; "
+                        f"set dataset.num_classes={largest + 1} or more.")
+
+
+def _label_summary(labels: torch.Tensor) -> tuple[list[int], int]:
+    """(up to two distinct labels, largest label) in one cheap pass over a CPU label tensor."""
+    if labels.numel() == 0:
+        return [], -1
+    first = int(labels[0])
+    differs = labels != first
+    distinct = [first, int(labels[int(differs.byte().argmax())])] if bool(differs.any()) else [first]
+    return distinct, int(labels.max())
+
+
+def _check_arrays(ds: DictConfig, train: ImageArrays, test: ImageArrays) -> int:
+    distinct, largest = _label_summary(train.labels)
+    largest = max(largest, int(test.labels.max()) if len(test) else -1)
+    num_classes = _num_classes(ds, largest + 1)
+    _check_classes(ds, len(train), distinct, largest, num_classes)
+    return num_classes
+
+
+def _check_folders(ds: DictConfig, train_set, num_classes_found: int) -> int:
+    """Folder labels are class_to_idx values (0 .. classes - 1); only the sampled subset needs a look."""
+    labels = torch.tensor([y for _, y in train_set.samples], dtype=torch.int64)
+    distinct, _ = _label_summary(labels)
+    names = sorted(train_set.class_to_idx, key=train_set.class_to_idx.get)
+    num_classes = _num_classes(ds, num_classes_found)
+    _check_classes(ds, len(train_set), distinct, num_classes_found - 1, num_classes, names)
+    return num_classes
+
+
 def _cpu_augmentation(size: int, crop_padding: int, flip: bool):
     """The DataLoader path's equivalent of the device loader's crop and flip."""
     from torchvision.transforms import v2
@@ -50,6 +109,8 @@ def build_data(ds: DictConfig, batch_size: int, eval_batch_size: int, num_worker
     or dataloader (worker processes and CPU augmentation, also for in-memory datasets)."""
     normalize = Normalize(ds.mean, ds.std, ds.channels, device, channels_last)
     arrays = _in_memory(ds, seed)
+    if arrays is not None:
+        num_classes = _check_arrays(ds, *arrays)  # on the CPU, before the arrays move to the device
     if arrays is not None and loader == "dataloader":
         train, test = arrays
         augment = _cpu_augmentation(train.images.shape[-1], ds.augment.crop_padding, ds.augment.flip)
@@ -57,7 +118,7 @@ def build_data(ds: DictConfig, batch_size: int, eval_batch_size: int, num_worker
             train=StreamLoader(ArrayImages(train, augment), batch_size, device, normalize, num_workers),
             train_eval=StreamLoader(ArrayImages(train), eval_batch_size, device, normalize, num_workers),
             test=StreamLoader(ArrayImages(test), eval_batch_size, device, normalize, num_workers),
-            num_classes=ds.num_classes,
+            num_classes=num_classes,
             channels=ds.channels,
             image_size=ds.image_size,
         )
@@ -69,18 +130,19 @@ def build_data(ds: DictConfig, batch_size: int, eval_batch_size: int, num_worker
             train=train_loader,
             train_eval=DeviceLoader(same_images, eval_batch_size, device, normalize),
             test=DeviceLoader(test, eval_batch_size, device, normalize),
-            num_classes=ds.num_classes,
+            num_classes=num_classes,
             channels=ds.channels,
             image_size=ds.image_size,
         )
     train_set, train_eval_set, test_set, num_classes = load_folder_splits(
         ds.root, ds.train_dir, ds.test_dir, ds.image_size, ds.eval_resize, ds.augment.flip, ds.limit_train, ds.limit_test
     )
+    num_classes = _check_folders(ds, train_set, num_classes)
     return DataBundle(
         train=StreamLoader(train_set, batch_size, device, normalize, num_workers),
         train_eval=StreamLoader(train_eval_set, eval_batch_size, device, normalize, num_workers),
         test=StreamLoader(test_set, eval_batch_size, device, normalize, num_workers),
-        num_classes=ds.num_classes or num_classes,
+        num_classes=num_classes,
         channels=ds.channels,
         image_size=ds.image_size,
     )

@@ -7,18 +7,36 @@ happens on the training device, as for the in-memory datasets.
 from pathlib import Path
 
 import torch
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision import transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader, make_dataset
 
+from infobatch_runner.data.messages import reason
 from infobatch_runner.errors import UserError
+
+# What PIL raises on a file that is not an image, is cut short or is damaged. UnidentifiedImageError
+# and "image file is truncated" are OSErrors; some decoders raise SyntaxError or ValueError.
+_CORRUPT_IMAGE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 def find_classes(directory: Path) -> dict[str, int]:
-    classes = sorted(d.name for d in directory.iterdir() if d.is_dir())
+    try:
+        classes = sorted(d.name for d in directory.iterdir() if d.is_dir())
+    except OSError as exc:
+        raise UserError(f"cannot list {directory} ({reason(exc)}); check that it is a readable folder.") from None
     if not classes:
         raise UserError(f"{directory} holds no class folders; expected {directory}/<class>/<image>.")
+    if len(classes) < 2:
+        raise UserError(f"{directory} holds 1 class folder ({classes[0]}); a classifier needs at least two, "
+                        f"one folder per class under {directory}/.")
     return {name: i for i, name in enumerate(classes)}
+
+
+def _corrupt_reason(exc: BaseException) -> str:
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image PIL can identify"
+    return reason(exc)
 
 
 class FolderImages(Dataset):
@@ -35,6 +53,7 @@ class FolderImages(Dataset):
             keep = torch.randperm(len(samples), generator=torch.Generator().manual_seed(0))[:limit].sort().values
             samples = [samples[i] for i in keep.tolist()]
         self.samples = samples
+        self.class_to_idx = class_to_idx
         self.transform = transform
 
     def __len__(self) -> int:
@@ -44,8 +63,9 @@ class FolderImages(Dataset):
         path, label = self.samples[i]
         try:
             image = default_loader(path)
-        except OSError as exc:
-            raise UserError(f"cannot read image {path}: {exc}") from None
+        except _CORRUPT_IMAGE as exc:
+            raise UserError(f"cannot read image {path} ({_corrupt_reason(exc)}); "
+                            "replace or delete the corrupt file.") from None
         return self.transform(image), label, i
 
 

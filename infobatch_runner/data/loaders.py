@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Sampler
 
 from infobatch_runner.data.arrays import ImageArrays
+from infobatch_runner.data.messages import worker_sentence
+from infobatch_runner.errors import UserError
 
 
 @dataclass
@@ -152,12 +154,45 @@ class StreamLoader:
     def num_batches(self, n: int) -> int:
         return steps_for(n, self.batch_size)
 
+    def close(self) -> None:
+        """Stop the persistent worker processes now (they would otherwise live until garbage collection)."""
+        self._stop_workers(getattr(self.loader, "_iterator", None))
+
+    def _stop_workers(self, batches) -> None:
+        """End a failed epoch's worker processes now, not at garbage collection: an iterator still alive
+        is copied into the workers forked later, which then stall on (or print tracebacks from) its shutdown."""
+        shutdown = getattr(batches, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
+        if getattr(self.loader, "_iterator", None) is batches:
+            self.loader._iterator = None  # the next epoch starts fresh workers
+
+    def _batches(self):
+        """The DataLoader's batches. A UserError raised in a worker process (a corrupt image) comes back
+        wrapped in the worker's traceback: re-raise it as the original one sentence."""
+        batches = iter(self.loader)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except UserError as err:
+                sentence = worker_sentence(err)
+            else:
+                yield batch
+                continue
+            # Outside the except clause, so that the new error keeps no reference (as __context__) to
+            # the failed DataLoader iterator, whose workers are stopped here.
+            self._stop_workers(batches)
+            del batches
+            raise UserError(sentence)
+
     def iterate(self, indices: torch.Tensor, weights: torch.Tensor | None = None, first_batch: int = 0) -> Iterator[Batch]:
         if weights is None:
             weights = torch.ones(indices.shape[0], device=self.device)
         self.sampler.set_plan(indices, first_batch)
         start = batch_starts(indices.shape[0], self.batch_size)[first_batch] if first_batch else 0
-        for x, y, idx in self.loader:
+        for x, y, idx in self._batches():
             n = idx.shape[0]
             x = x.to(self.device, non_blocking=True)
             yield Batch(
