@@ -10,6 +10,8 @@ log = logging.getLogger(__name__)
 
 
 class SweepReport(Callback):
+    failed_jobs = 0  # read by the CLI once the sweep is over: any failure makes its exit status 1
+
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         from infobatch_runner.report import compact_table, write_report
         from infobatch_runner.tracking import add_saving_wall_to_wandb, log_report_to_wandb
@@ -20,9 +22,13 @@ class SweepReport(Callback):
         except FileNotFoundError:
             log.warning("no finished run in %s: no report written", sweep_dir)
             return
-        print("\n" + compact_table(report.rows), flush=True)
+        SweepReport.failed_jobs = len(report.failed)
+        if report.rows:
+            print("\n" + compact_table(report.rows), flush=True)
+        for folder, error in report.failed:
+            print(f"failed: {folder.name}: {error}", flush=True)
         print(f"report: {sweep_dir / 'report.md'} (plots and report.csv beside it)", flush=True)
         logger = config.logger
-        if logger.name == "wandb" and logger.mode != "disabled":
+        if logger.name == "wandb" and logger.mode != "disabled" and report.rows:
             add_saving_wall_to_wandb(report.updated)
             log_report_to_wandb(report, logger, sweep_dir)

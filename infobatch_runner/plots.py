@@ -1,6 +1,7 @@
 """The report's figures: accuracy against wall-clock saving, accuracy curves, kept fraction.
 
-One figure of each per setting (dataset, model, ...); curves are means over seeds.
+One figure of each per setting (dataset, model, ...). Like the tables, everything counts distinct
+seeds: the runs of one seed are averaged first, then curves and error bars are taken over seeds.
 """
 
 import statistics
@@ -15,22 +16,37 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 BASELINE_STYLE = dict(color="black", linestyle="--", linewidth=1.5)
 
 
-def _mean_curve(runs, key: str) -> list[float]:
-    length = min(len(r.rows) for r in runs)
-    return [statistics.fmean(r.rows[e][key] for r in runs) for e in range(length)]
+def _seed_runs(group) -> list[list]:
+    """The group's runs, one list per distinct seed (repeats of a seed are averaged, not counted twice)."""
+    seeds = getattr(group, "seeds", None)
+    if seeds:
+        return [sv.runs for sv in seeds.values()]
+    return [[r] for r in group.runs]
 
 
-def _mean_time_axis(runs) -> list[float]:
-    """Cumulative training time at each epoch's end, starting after the scoring phase."""
-    length = min(len(r.rows) for r in runs)
-    axes = []
-    for r in runs:
+def _mean_curve(group, key: str) -> list[float]:
+    """Per epoch, the mean over seeds of each seed's mean over its runs."""
+    per_seed = _seed_runs(group)
+    length = min((len(r.rows) for runs in per_seed for r in runs), default=0)
+    return [statistics.fmean(statistics.fmean(r.rows[e][key] for r in runs) for runs in per_seed)
+            for e in range(length)]
+
+
+def _mean_time_axis(group) -> list[float]:
+    """Cumulative training time at each epoch's end, starting after the scoring phase; mean over seeds
+    of each seed's mean over its runs."""
+    per_seed = _seed_runs(group)
+    length = min((len(r.rows) for runs in per_seed for r in runs), default=0)
+
+    def axis(r) -> list[float]:
         t, xs = r.summary["time_scoring_s"], []
         for e in range(length):
             t += r.rows[e]["train/epoch_time_s"]
             xs.append(t)
-        axes.append(xs)
-    return [statistics.fmean(col) for col in zip(*axes)]
+        return xs
+
+    seed_axes = [[statistics.fmean(col) for col in zip(*(axis(r) for r in runs))] for runs in per_seed]
+    return [statistics.fmean(col) for col in zip(*seed_axes)]
 
 
 def _styles(groups):
@@ -39,6 +55,11 @@ def _styles(groups):
     styles = {id(g): dict(color=cmap(i % 10), marker="os^vDP*Xhp"[i % 10]) for i, g in enumerate(others)}
     styles.update({id(g): dict(color="black", marker="*") for g in groups if g.strategy == "full"})
     return styles
+
+
+def _legend(ax, **kwargs) -> None:
+    if ax.get_legend_handles_labels()[0]:  # no legend (and no warning) for a figure without labelled artists
+        ax.legend(**kwargs)
 
 
 def _save(fig, path: Path) -> Path:
@@ -51,6 +72,7 @@ def _save(fig, path: Path) -> Path:
 def accuracy_vs_saving(groups, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7.5, 5))
     styles = _styles(groups)
+    not_shown = []
     for g in groups:
         if g.strategy == "full":
             acc = 100 * g.final_acc.mean
@@ -58,18 +80,23 @@ def accuracy_vs_saving(groups, path: Path) -> Path:
             ax.plot([0], [acc], marker="*", markersize=14, color="black", linestyle="none")
             continue
         if g.saving_wall.n == 0:
-            continue  # no baseline, so no x position
-        accs = [100 * (run.summary["final/test_acc"]) for run in g.runs if run not in g.unpaired]
+            not_shown.append(g.label)  # no baseline, or one of cost 0: no x position
+            continue
+        # the seeds that have a wall saving, each the mean of its runs: x and y over the same seeds
+        accs = [100 * sv.final_acc for sv in g.seeds.values() if sv.saving_wall is not None]
         yerr = statistics.stdev(accs) if len(accs) > 1 else 0.0
         xerr = 100 * g.saving_wall.sd if g.saving_wall.n > 1 else 0.0
         ax.errorbar([100 * g.saving_wall.mean], [statistics.fmean(accs)], xerr=[xerr], yerr=[yerr], capsize=4,
-                    markersize=8, linestyle="none", label=f"{g.label} (n={g.saving_wall.n})", **styles[id(g)])
+                    markersize=8, linestyle="none", label=f"{g.label} (n={g.saving_wall.n} seeds)", **styles[id(g)])
+    if not_shown:
+        ax.text(0.01, 0.01, "wall saving n/a, not shown: " + ", ".join(not_shown), transform=ax.transAxes,
+                fontsize=7, color="grey", va="bottom", ha="left", wrap=True)
     ax.axvline(0, color="grey", linewidth=0.8)
     ax.set_xlabel("wall-clock saving vs full data (%)")
     ax.set_ylabel("final test accuracy (%)")
-    ax.set_title("Accuracy against wall-clock saving (mean ± sd over seeds)")
+    ax.set_title("Accuracy against wall-clock saving (mean ± sd over distinct seeds)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    _legend(ax, fontsize=8, loc="best")
     return _save(fig, path)
 
 
@@ -80,9 +107,9 @@ def accuracy_curves(groups, path: Path) -> Path:
         style = dict(color=styles[id(g)]["color"], linewidth=2 if g.strategy == "full" else 1.5,
                      linestyle="--" if g.strategy == "full" else "-")
         label = "full data (baseline)" if g.strategy == "full" else g.label
-        acc = [100 * a for a in _mean_curve(g.runs, "test/acc")]
+        acc = [100 * a for a in _mean_curve(g, "test/acc")]
         by_epoch.plot(range(1, len(acc) + 1), acc, label=label, **style)
-        by_time.plot(_mean_time_axis(g.runs), acc, label=label, **style)
+        by_time.plot(_mean_time_axis(g), acc, label=label, **style)
     by_epoch.xaxis.set_major_locator(MaxNLocator(integer=True))
     by_epoch.set_xlabel("epoch")
     by_epoch.set_ylabel("test accuracy (%)")
@@ -91,7 +118,7 @@ def accuracy_curves(groups, path: Path) -> Path:
     by_time.set_title("Test accuracy over wall-clock time")
     for ax in (by_epoch, by_time):
         ax.grid(alpha=0.3)
-    by_time.legend(fontsize=8, loc="lower right")
+    _legend(by_time, fontsize=8, loc="lower right")
     return _save(fig, path)
 
 
@@ -99,7 +126,7 @@ def kept_fraction(groups, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     styles = _styles(groups)
     for g in groups:
-        kept = [100 * k for k in _mean_curve(g.runs, "train/kept_fraction")]
+        kept = [100 * k for k in _mean_curve(g, "train/kept_fraction")]
         label = "full data (baseline)" if g.strategy == "full" else g.label
         ax.plot(range(1, len(kept) + 1), kept, label=label, color=styles[id(g)]["color"],
                 marker=styles[id(g)]["marker"], markersize=4,
@@ -110,7 +137,7 @@ def kept_fraction(groups, path: Path) -> Path:
     ax.set_ylim(0, 105)
     ax.set_title("Kept fraction per epoch")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    _legend(ax, fontsize=8, loc="lower right")
     return _save(fig, path)
 
 

@@ -3,12 +3,16 @@
 import csv
 import json
 import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from infobatch_runner.report import (Stat, baselines, compact_table, find_runs, group_runs, main, verdict,
-                                     write_report)
+from infobatch_runner.report import (CSV_COLUMNS, Stat, baselines, compact_table, find_runs, group_runs, main,
+                                     verdict, write_report)
 from infobatch_runner.tracking import EPOCH_KEYS
 
 SETTING = {"dataset": {"name": "synthetic", "limit_train": None}, "model": {"name": "cnn_small"},
@@ -16,20 +20,21 @@ SETTING = {"dataset": {"name": "synthetic", "limit_train": None}, "model": {"nam
            "trainer": {"epochs": 2, "batch_size": 64}, "precision": "fp32", "device": "cpu"}
 
 
-def write_run(root, name, strategy, seed, cost, acc, ratio=0.5, setting=SETTING, kept=(1.0, 0.6)):
+def write_run(root, name, strategy, seed, cost, acc, ratio=0.5, setting=SETTING, kept=(1.0, 0.6), extra=None):
     run = root / name
     run.mkdir(parents=True)
     prune = {"name": strategy, "ratio": 0.0 if strategy == "full" else ratio}
     summary = {"setting": setting, "strategy": strategy, "prune": prune, "seed": seed, "time_cost_s": cost,
                "time_scoring_s": 0.0, "saving_samples": 0.0 if strategy == "full" else 0.2, "final/test_acc": acc,
-               "saving_wall": 0.0 if strategy == "full" else None}
+               "saving_wall": 0.0 if strategy == "full" else None, **(extra or {})}
     (run / "summary.json").write_text(json.dumps(summary))
     with open(run / "metrics.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=EPOCH_KEYS)
         w.writeheader()
         for e, k in enumerate(kept if strategy != "full" else (1.0, 1.0)):
             w.writerow({"epoch": e, "lr": 0.1, "train/loss": 1.0, "train/kept_fraction": k, "train/epoch_time_s": cost / 2,
-                        "test/acc": acc - 0.1 * (1 - e), "test/loss": 0.5})
+                        "test/acc": (acc if isinstance(acc, float) and acc == acc else 0.5) - 0.1 * (1 - e),
+                        "test/loss": 0.5})
     return run
 
 
@@ -98,7 +103,7 @@ def test_report_files_and_filled_saving_wall(tmp_path):
         with Image.open(png) as im:
             assert im.size[0] >= 600 and im.size[1] >= 400
     md = (tmp_path / "out" / "report.md").read_text()
-    assert "| infobatch ratio=0.5 | 3 |" in md and "lossless" in md and "95% CI" in md
+    assert "| infobatch ratio=0.5 | 3 | 3 |" in md and "lossless" in md and "95% CI" in md
     rows = list(csv.DictReader(open(tmp_path / "out" / "report.csv")))
     assert [r["label"] for r in rows] == ["full", "infobatch ratio=0.5"]
     assert float(rows[1]["saving_wall_mean"]) == pytest.approx(1 - (7 / 10 + 7 / 11 + 7 / 12) / 3)
@@ -123,3 +128,287 @@ def test_report_cli_and_its_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(empty)])
     assert "no readable run folders" in capsys.readouterr().err
+
+
+# --- honest statistics: distinct seeds, duplicates, bad inputs, failed jobs ---------------------------------
+
+
+def sweep(root, seeds=(0, 1, 2), acc=0.90, cost=10.0):
+    for seed in seeds:
+        write_run(root, f"{seed}_full", "full", seed, cost=cost, acc=acc)
+        write_run(root, f"{seed}_infobatch", "infobatch", seed, cost=7.0, acc=acc - 0.001 * seed)
+    return root
+
+
+def info_group(groups):
+    return next(g for g in groups if g.strategy == "infobatch")
+
+
+def no_traceback(captured):
+    text = captured.out + captured.err
+    assert "Traceback" not in text
+    return text
+
+
+def test_the_same_folder_given_twice_counts_once(tmp_path, capsys):
+    s = sweep(tmp_path / "s")
+    once = info_group(group_runs(find_runs([s])))
+    for dirs in ([s, s], [s, tmp_path / "s" / ".." / "s"]):
+        twice = info_group(group_runs(find_runs(dirs)))
+        assert len(twice.runs) == 3 and twice.acc_diff.values == pytest.approx(once.acc_diff.values)
+    main([str(s), str(s), "--out", str(tmp_path / "out")])
+    no_traceback(capsys.readouterr())
+    rows = list(csv.DictReader(open(tmp_path / "out" / "report.csv")))
+    assert [(r["runs"], r["seeds"], r["seeds_paired"]) for r in rows] == [("3", "3", "3"), ("3", "3", "3")]
+
+
+def test_a_sweep_folder_and_one_of_its_job_folders_count_once(tmp_path):
+    s = sweep(tmp_path / "s")
+    report = write_report([s, s / "1_infobatch", s / "1_full"], tmp_path / "out")
+    info = info_group(report.groups)
+    assert len(info.runs) == 3 and info.acc_diff.n == 3 and not report.skipped
+    assert sorted(r.path.name for r in info.runs) == ["0_infobatch", "1_infobatch", "2_infobatch"]
+
+
+def test_two_sweeps_sharing_a_seed_count_distinct_seeds_and_keep_the_verdict(tmp_path, capsys):
+    # sweep a: seeds 0, 1; sweep b: seeds 0, 2. Seed 0 ran twice, full and infobatch alike.
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_run(a, "0_full", "full", 0, cost=10.0, acc=0.899)
+    write_run(a, "0_infobatch", "infobatch", 0, cost=6.0, acc=0.901)
+    write_run(a, "1_full", "full", 1, cost=10.0, acc=0.910)
+    write_run(a, "1_infobatch", "infobatch", 1, cost=7.0, acc=0.914)
+    write_run(b, "0_full", "full", 0, cost=12.0, acc=0.901)
+    write_run(b, "0_infobatch", "infobatch", 0, cost=8.0, acc=0.903)
+    write_run(b, "2_full", "full", 2, cost=10.0, acc=0.920)
+    write_run(b, "2_infobatch", "infobatch", 2, cost=8.0, acc=0.916)
+    # Seed 0: infobatch 0.902 and full 0.900 on average, Δ +0.2 pp; seed 1: +0.4 pp; seed 2: -0.4 pp.
+    per_seed = [0.002, 0.004, -0.004]
+    assert verdict(Stat(per_seed), 0.005)[0] == "inconclusive"
+    counting_runs = [0.901 - 0.900, 0.903 - 0.900, 0.004, -0.004]  # what counting runs, not seeds, would test
+    assert verdict(Stat(counting_runs), 0.005)[0] == "lossless", "the numbers must make duplicates flip the verdict"
+
+    report = write_report([a, b], tmp_path / "out")
+    info = info_group(report.groups)
+    assert len(info.runs) == 4 and list(info.seeds) == [0, 1, 2]
+    assert info.acc_diff.n == 3 and info.acc_diff.values == pytest.approx(per_seed)
+    assert info.final_acc.values == pytest.approx([0.902, 0.914, 0.916])
+    assert info.cost_s.values == pytest.approx([7.0, 7.0, 8.0])
+    assert info.saving_wall.values == pytest.approx([1 - 7 / 11, 0.3, 0.2]), "seed means against seed means"
+    assert info.baseline_runs == [2, 1, 1]
+    full = next(g for g in report.groups if g.strategy == "full")
+    assert full.final_acc.values == pytest.approx([0.900, 0.910, 0.920]) and full.saving_wall.values == [0, 0, 0]
+    row = next(r for r in report.rows if r["strategy"] == "infobatch")
+    assert (row["runs"], row["seeds"], row["seeds_paired"], row["verdict"]) == (4, 3, 3, "inconclusive")
+    assert "over 3 seeds" in row["tested"]
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "| infobatch ratio=0.5 (2 baseline runs averaged) | 4 | 3 |" in md and "| full | 4 | 3 |" in md
+    assert "repeats of the same seed" in md and "count distinct seeds" in md
+    csv_rows = list(csv.DictReader(open(tmp_path / "out" / "report.csv")))
+    assert list(csv_rows[0]) == CSV_COLUMNS and csv_rows[1]["seeds"] == "3" and csv_rows[1]["verdict"] == "inconclusive"
+    assert "seeds" in compact_table(report.rows).splitlines()[0]
+    main([str(a), str(b), "--out", str(tmp_path / "out2")])
+    out = no_traceback(capsys.readouterr())
+    assert "inconclusive" in out and "lossless" not in out
+
+
+def test_a_copied_folder_with_the_same_wandb_id_counts_once(tmp_path, capsys):
+    s = tmp_path / "s"
+    for seed in range(3):
+        write_run(s, f"{seed}_full", "full", seed, cost=10.0, acc=0.9, extra={"wandb": {"id": f"f{seed}"}})
+        write_run(s, f"{seed}_infobatch", "infobatch", seed, cost=7.0, acc=0.9, extra={"wandb": {"id": f"i{seed}"}})
+    shutil.copytree(s / "1_infobatch", s / "1_infobatch_copy")
+    # runs without a W&B id (logger=none) or with a null one are never taken for copies
+    write_run(s, "3_infobatch", "infobatch", 3, cost=7.0, acc=0.9, extra={"wandb": {"id": None}})
+    write_run(s, "4_infobatch", "infobatch", 4, cost=7.0, acc=0.9, extra={"wandb": None})
+    skipped = []
+    runs = find_runs([s], skipped)
+    assert len(runs) == 8
+    assert skipped == [(s / "1_infobatch_copy", f"duplicate of {s / '1_infobatch'} (same W&B run id i1)")]
+    main([str(s)])
+    out = no_traceback(capsys.readouterr()).replace("\n", " ")
+    assert "skipped 1 folder" in out and f"duplicate of {s / '1_infobatch'}" in out
+    assert f"duplicate of {s / '1_infobatch'}" in (s / "report.md").read_text()
+
+
+def test_runs_that_differ_only_in_the_loader_are_neither_paired_nor_averaged(tmp_path):
+    device = dict(SETTING, trainer=dict(SETTING["trainer"], loader="device", compile=False, compile_mode="default"))
+    loader = dict(SETTING, trainer=dict(SETTING["trainer"], loader="dataloader", compile=False, compile_mode="default"))
+    compiled = dict(SETTING, trainer=dict(device["trainer"], compile=True))
+    write_run(tmp_path, "full_device", "full", 0, cost=10.0, acc=0.90, setting=device)
+    write_run(tmp_path, "full_loader", "full", 0, cost=20.0, acc=0.80, setting=loader)
+    write_run(tmp_path, "info_loader", "infobatch", 0, cost=7.0, acc=0.89, setting=loader)
+    write_run(tmp_path, "info_compiled", "infobatch", 0, cost=5.0, acc=0.89, setting=compiled)
+    runs = find_runs([tmp_path])
+    base = baselines(runs)
+    assert sorted(b.runs for b in base.values()) == [1, 1], "two baselines, not one of two runs"
+    groups = group_runs(runs)
+    assert len([g for g in groups if g.strategy == "full"]) == 2
+    by_run = {g.runs[0].path.name: g for g in groups if g.strategy == "infobatch"}
+    assert len(by_run) == 2 and all(len(g.runs) == 1 for g in by_run.values())
+    assert by_run["info_loader"].acc_diff.values == pytest.approx([0.09])  # against full_loader only
+    assert by_run["info_loader"].saving_wall.values == pytest.approx([1 - 7 / 20])
+    assert by_run["info_compiled"].acc_diff.n == 0 and len(by_run["info_compiled"].unpaired) == 1
+    write_report([tmp_path], tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "trainer.loader=device" in md and "trainer.loader=dataloader" in md and "trainer.compile=true" in md
+
+
+@pytest.mark.parametrize("key,value,reason", [
+    ("final/test_acc", None, "final/test_acc is null"),
+    ("final/test_acc", "0.9", "final/test_acc is \"0.9\", not a number"),
+    ("final/test_acc", math.nan, "final/test_acc is nan, not a finite number"),
+    ("final/test_acc", 1.5, "final/test_acc is 1.5, outside [0, 1]"),
+    ("final/test_acc", -0.1, "final/test_acc is -0.1, outside [0, 1]"),
+    ("time_cost_s", None, "time_cost_s is null"),
+    ("time_cost_s", "12 s", "time_cost_s is \"12 s\", not a number"),
+    ("time_cost_s", math.nan, "time_cost_s is nan, not a finite number"),
+    ("time_cost_s", -3.0, "time_cost_s is -3, below 0"),
+    ("seed", "0", "seed is \"0\", not an integer"),
+    ("seed", 1.5, "seed is 1.5, not an integer"),
+])
+def test_a_run_with_an_unusable_value_is_skipped_naming_the_key(tmp_path, capsys, key, value, reason):
+    s = sweep(tmp_path / "s")
+    bad = write_run(s, "3_infobatch", "infobatch", 2, cost=7.0, acc=0.9)
+    summary = json.loads((bad / "summary.json").read_text())
+    summary[key] = value
+    (bad / "summary.json").write_text(json.dumps(summary))
+    main([str(s)])
+    out = no_traceback(capsys.readouterr())
+    skipped_line = next(line for line in out.splitlines() if line.startswith("skipped"))
+    assert f"skipped 1 folder(s): {bad} (summary.json: {reason})" == skipped_line
+    assert info_group(write_report([s], tmp_path / "out").groups).runs.__len__() == 3
+    assert f"- {bad}: summary.json: {reason}" in (s / "report.md").read_text()
+    # a folder holding only that run: nothing to report, one line naming the file and key, exit 2
+    alone = tmp_path / "alone"
+    shutil.copytree(bad, alone / "run")
+    with pytest.raises(SystemExit) as exit_:
+        main([str(alone)])
+    err = no_traceback(capsys.readouterr()).strip()
+    assert exit_.value.code == 2 and len(err.splitlines()) == 1 and f"summary.json: {reason}" in err
+
+
+@pytest.mark.parametrize("break_it,reason", [
+    (lambda run: (run / "summary.json").write_text("[1, 2]"), "summary.json is not a JSON object but list"),
+    (lambda run: (run / "summary.json").write_text("null"), "summary.json is not a JSON object but null"),
+    (lambda run: (run / "metrics.csv").write_text((run / "metrics.csv").read_text() + "2,0.1,oops,1,1,0.5,0.5\n"),
+     "metrics.csv line 4: train/loss is 'oops', not a number"),
+    (lambda run: (run / "metrics.csv").write_text((run / "metrics.csv").read_text() + "2,0.1\n"),
+     "metrics.csv line 4: train/loss is missing"),
+    (lambda run: (run / "metrics.csv").unlink(), "metrics.csv is missing"),
+])
+def test_a_run_with_unusable_files_is_skipped_naming_the_file(tmp_path, capsys, break_it, reason):
+    s = sweep(tmp_path / "s")
+    break_it(s / "1_infobatch")
+    report = write_report([s], tmp_path / "out")
+    assert report.skipped == [(s / "1_infobatch", reason)]
+    assert len(info_group(report.groups).runs) == 2
+    main([str(s)])
+    out = no_traceback(capsys.readouterr())
+    assert f"skipped 1 folder(s): {s / '1_infobatch'} ({reason})" in out
+
+
+def test_a_baseline_of_cost_zero_pairs_accuracy_but_no_wall_saving(tmp_path, capsys):
+    s = tmp_path / "s"
+    for seed in range(3):
+        write_run(s, f"{seed}_full", "full", seed, cost=0.0 if seed < 2 else 10.0, acc=0.90)
+        write_run(s, f"{seed}_infobatch", "infobatch", seed, cost=7.0, acc=0.90)
+    write_run(s, "0_other", "infobatch", 0, cost=7.0, acc=0.90, ratio=0.3)  # only a zero-cost baseline
+    report = write_report([s], tmp_path / "out")
+    info = next(g for g in report.groups if g.label == "infobatch ratio=0.5")
+    assert info.acc_diff.values == pytest.approx([0.0, 0.0, 0.0]) and info.saving_wall.values == pytest.approx([0.3])
+    assert info.wall_na == [(0, "baseline cost is 0 s"), (1, "baseline cost is 0 s")]
+    other = next(g for g in report.groups if g.label == "infobatch ratio=0.3")
+    assert other.acc_diff.n == 1 and other.saving_wall.n == 0
+    row = next(r for r in report.rows if r["label"] == "infobatch ratio=0.3")
+    assert math.isnan(row["saving_wall_mean"]) and row["verdict"] == "lossless (point estimate)"
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "- infobatch ratio=0.5: seeds 0, 1: baseline cost is 0 s" in md
+    assert "- infobatch ratio=0.3: seed 0: baseline cost is 0 s" in md
+    assert "| infobatch ratio=0.3 | 1 | 1 | 90.00 | 0.00 | n/a |" in md
+    assert len(report.files) == 5, "the plots cope with a group whose wall saving is n/a"
+    assert json.loads((s / "0_other" / "summary.json").read_text())["saving_wall"] is None
+    assert [r.path.name for r in report.updated] == ["2_infobatch"]
+    main([str(s)])
+    assert "n/a" in no_traceback(capsys.readouterr())
+
+
+def test_an_out_folder_that_cannot_be_written_is_one_sentence_and_exit_2(tmp_path, capsys):
+    s = sweep(tmp_path / "s")
+    (tmp_path / "a_file").write_text("not a folder")
+    for out in (tmp_path / "a_file" / "report", tmp_path / "a_file"):
+        with pytest.raises(SystemExit) as exit_:
+            main([str(s), "--out", str(out)])
+        err = no_traceback(capsys.readouterr()).strip()
+        assert exit_.value.code == 2 and len(err.splitlines()) == 1
+        assert err.startswith(f"infobatch-report: error: cannot write the report to {out} (") and err.endswith(").")
+    # the same from the installed command, in a process of its own: no traceback on its stderr
+    cli = Path(sys.executable).with_name("infobatch-report")
+    done = subprocess.run([str(cli), str(s), "--out", str(tmp_path / "a_file" / "report")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr + done.stdout
+    assert done.stderr.strip() == (f"infobatch-report: error: cannot write the report to "
+                                   f"{tmp_path / 'a_file' / 'report'} (Not a directory).")
+
+
+@pytest.mark.parametrize("tolerance", ["-0.1", "nan", "inf", "abc"])
+def test_a_bad_tolerance_is_exit_2_without_traceback(tmp_path, capsys, tolerance):
+    s = sweep(tmp_path / "s")
+    with pytest.raises(SystemExit) as exit_:
+        main([str(s), f"--tolerance={tolerance}"])
+    err = no_traceback(capsys.readouterr())
+    assert exit_.value.code == 2 and "--tolerance" in err.splitlines()[-1]
+    assert not (s / "report.md").exists()
+
+
+def test_a_run_folder_that_cannot_be_written_is_warned_about(tmp_path, caplog):
+    s = sweep(tmp_path / "s")
+    (s / "1_infobatch" / "summary.json.tmp").mkdir()  # write_json_atomic cannot write there (even as root)
+    report = write_report([s], tmp_path / "out")
+    assert sorted(r.path.name for r in report.updated) == ["0_infobatch", "2_infobatch"]
+    assert json.loads((s / "1_infobatch" / "summary.json").read_text())["saving_wall"] is None
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and str(s / "1_infobatch" / "summary.json") in warnings[0]
+
+
+def write_failed(root, name, error, overrides, kind="RuntimeError"):
+    job = root / name
+    job.mkdir(parents=True)
+    (job / "failed.json").write_text(json.dumps({"error": error, "type": kind, "overrides": overrides}))
+    return job
+
+
+def test_failed_jobs_are_listed_in_the_report_and_after_the_table(tmp_path, capsys):
+    s = sweep(tmp_path / "s", seeds=(0, 1))
+    job = write_failed(s, "2_infobatch", "CUDA ran out of memory in epoch 3.", ["prune=infobatch", "seed=2"],
+                       kind="OutOfMemoryError")
+    report = write_report([s], tmp_path / "out")
+    assert report.failed == [(job, "CUDA ran out of memory in epoch 3.")]
+    assert report.failed[0].overrides == ("prune=infobatch", "seed=2") and report.failed[0].type == "OutOfMemoryError"
+    assert len(info_group(report.groups).runs) == 2 and not report.skipped
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "## Failed runs" in md
+    assert f"- {job} (`prune=infobatch seed=2`): OutOfMemoryError: CUDA ran out of memory in epoch 3." in md
+    assert "CUDA" not in compact_table(report.rows)
+    main([str(s)])
+    out = no_traceback(capsys.readouterr())
+    table_end = out.index("1 run(s) failed")
+    assert compact_table(report.rows) in out[:table_end]
+    assert f"1 run(s) failed: {job}: CUDA ran out of memory in epoch 3." in out.splitlines()
+
+
+def test_a_folder_holding_only_failed_runs_still_gets_a_report(tmp_path, capsys):
+    s = tmp_path / "s"
+    a = write_failed(s, "0_full", "The dataset file data/x.npz is truncated.", ["prune=full", "seed=0"])
+    b = write_failed(s, "0_infobatch", "The dataset file data/x.npz is truncated.", ["prune=infobatch", "seed=0"])
+    (s / "1_weird").mkdir()
+    (s / "1_weird" / "failed.json").write_text("[]")  # an unreadable failed.json is still a failed job
+    report = write_report([s], s)
+    assert [p for p, _ in report.failed] == [a, b, s / "1_weird"] and report.groups == [] and report.rows == []
+    md = (s / "report.md").read_text()
+    assert "No finished run to compare." in md and "## Failed runs" in md
+    assert f"- {a} (`prune=full seed=0`): RuntimeError: The dataset file data/x.npz is truncated." in md
+    assert f"- {s / '1_weird'}: failed.json is not a JSON object" in md
+    main([str(s)])
+    out = no_traceback(capsys.readouterr())
+    assert "3 run(s) failed:" in out
+    assert list(csv.DictReader(open(s / "report.csv"))) == []
