@@ -110,3 +110,24 @@ def test_ratio_out_of_range_is_refused(ratio):
 
     with pytest.raises(UserError, match=r"prune.ratio must be in \[0, 1\)"):
         InfoBatch(N, 10, 0, ratio=ratio)
+
+
+@pytest.mark.parametrize("n", [10, 1000, 50_000, 1_281_167])
+@pytest.mark.parametrize("value", [0.1, 1 / 3, 2.302585, 1e-7, 7.7])
+def test_all_equal_losses_leave_no_candidate(n, value):
+    # The float32 mean of n equal values can round one ulp above them: every sample then looked
+    # "below the mean" and `ratio` of the data was dropped although nothing is better learned.
+    s = InfoBatch(n, 10, 0)
+    s.observe(torch.arange(n), torch.full((n,), value))
+    assert int(s.candidates().sum()) == 0
+    plan = s.plan(1)
+    assert len(plan) == n and bool(torch.all(plan.weights == 1))
+
+
+def test_candidates_are_strictly_below_the_exact_mean():
+    losses = torch.tensor([1.0, 1.0, 1.0, 4.0])  # mean 1.75
+    s = InfoBatch(4, 10, 0)
+    s.observe(torch.arange(4), losses)
+    assert s.candidates().tolist() == [True, True, True, False]
+    s.observe(torch.arange(4), torch.tensor([2.0, 1.0, 3.0, 2.0]))  # mean exactly 2.0: only 1.0 is below
+    assert s.candidates().tolist() == [False, True, False, False]

@@ -124,3 +124,16 @@ def test_observe_never_reads_back_to_the_host(name):
         plan = s.plan(e)
         idx = plan.indices[:BATCH]
         s.observe(idx.as_subclass(NoReadBack), losses_for(idx).as_subclass(NoReadBack))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_a_kept_budget_of_zero_is_refused_naming_the_real_n(name):
+    from infobatch_runner.pruning import check_budget
+
+    s = STRATEGIES[name](40, EPOCHS, 0, ratio=0.99) if name != "full" else STRATEGIES[name](40, EPOCHS, 0)
+    if s.kept_budget() is None:  # full data and InfoBatch keep every non-candidate: never an empty epoch
+        check_budget(s)
+        return
+    with pytest.raises(UserError, match=r"keeps round\(0\.01 x 40\) = 0 of the 40 training samples"):
+        check_budget(s)
+    check_budget(STRATEGIES[name](40, EPOCHS, 0, ratio=0.9))  # K = 4: fine

@@ -35,4 +35,13 @@ def build_strategy(cfg, num_samples: int, epochs: int, seed: int, device: torch.
     return cls(num_samples, epochs, seed, device, **params)
 
 
-__all__ = ["Plan", "Strategy", "StaticStrategy", "STRATEGIES", "build_strategy"]
+def check_budget(strategy: Strategy) -> None:
+    """A kept budget of 0 trains nothing and would report a 100% saving: refuse it, with the real N."""
+    k = strategy.kept_budget()
+    if k is not None and k < 1:
+        n = strategy.num_samples
+        raise UserError(f"prune.ratio={strategy.ratio:g} keeps round({1 - strategy.ratio:g} x {n}) = {k} of the {n} "
+                        "training samples; lower prune.ratio or train on more samples.")
+
+
+__all__ = ["Plan", "Strategy", "StaticStrategy", "STRATEGIES", "build_strategy", "check_budget"]

@@ -32,6 +32,9 @@ class _LossRanked(Strategy):
     def _observe_extra(self, indices, losses, old_mu, seen) -> None:
         pass
 
+    def kept_budget(self) -> int:
+        return kept_count(self.ratio, self.num_samples)
+
     def select(self, k: int) -> torch.Tensor:
         raise NotImplementedError
 
@@ -39,7 +42,7 @@ class _LossRanked(Strategy):
         if epoch >= self.anneal_from:
             return self.full_plan()
         if epoch % self.interval == 0:
-            self.subset = self.select(kept_count(self.ratio, self.num_samples))
+            self.subset = self.select(self.kept_budget())
         return self.shuffled(self.subset, 1.0)
 
     def state_dict(self) -> dict:

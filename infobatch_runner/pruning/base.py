@@ -85,6 +85,10 @@ class Strategy:
         """The scoring phase a static strategy needs before its first plan (a ScoringSpec), or None."""
         return None
 
+    def kept_budget(self) -> int | None:
+        """K, for strategies that keep a fixed number of samples per pruned epoch; None otherwise."""
+        return None
+
     def randperm(self, n: int) -> torch.Tensor:
         """A permutation of range(n) from the strategy's generator, as int64. Drawn as int32 where n
         allows: about twice as fast on the CPU at ImageNet size."""

@@ -48,9 +48,14 @@ class InfoBatch(Strategy):
         self.seen.index_fill_(0, indices, True)
 
     def candidates(self) -> torch.Tensor:
-        """Boolean mask of the well-learned samples: seen, and scored below the seen mean."""
-        mean = torch.where(self.seen, self.score, 0.0).sum() / self.seen.sum().clamp(min=1)
-        return self.seen & (self.score < mean)
+        """Boolean mask of the well-learned samples: seen, and scored strictly below the seen mean.
+
+        Compared as score * n < sum in float64: a float32 mean can round one ulp above a common
+        value and make every sample of an all-equal set a candidate. n * score is exact in float64
+        (24 + 29 bits for N < 2^29), and so is the sum of equal scores: equal scores are never below."""
+        score = self.score.double()
+        total = torch.where(self.seen, score, 0.0).sum()
+        return self.seen & (score * self.seen.sum() < total)
 
     def plan(self, epoch: int) -> Plan:
         if epoch >= self.anneal_from:

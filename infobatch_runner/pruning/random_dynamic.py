@@ -24,12 +24,14 @@ class RandomDynamic(Strategy):
         self.anneal_from = first_full_epoch(self.delta, epochs)
         self.subset = torch.arange(num_samples, device=self.device)
 
+    def kept_budget(self) -> int:
+        return kept_count(self.ratio, self.num_samples)
+
     def plan(self, epoch: int) -> Plan:
         if epoch >= self.anneal_from:
             return self.full_plan()
         if epoch % self.interval == 0:
-            k = kept_count(self.ratio, self.num_samples)
-            self.subset = self.randperm(self.num_samples)[:k]
+            self.subset = self.randperm(self.num_samples)[: self.kept_budget()]
         weight = 1.0 / (1.0 - self.ratio) if self.rescale else 1.0
         return self.shuffled(self.subset, weight)
 

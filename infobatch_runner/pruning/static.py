@@ -52,6 +52,9 @@ class StaticStrategy(Strategy):
             raise UserError(f"prune.offset={offset} leaves fewer than the {kept_count(self.ratio, num_samples)} samples to keep.")
         self.subset: torch.Tensor | None = None
 
+    def kept_budget(self) -> int:
+        return kept_count(self.ratio, self.num_samples)
+
     def set_scores(self, scores: torch.Tensor) -> None:
         k = kept_count(self.ratio, self.num_samples)
         ranked = self.rank_desc(scores.to(self.device).float())
