@@ -1,5 +1,9 @@
 """Checkpoints: written atomically at every epoch end, the last and the best kept, read back by
-`resume=auto` so that a killed run continues exactly where its last finished epoch left it."""
+`resume=auto` so that a killed run continues exactly where its last finished epoch left it.
+
+Whether a run folder may be (re)used is decided here too, before anything is written into it:
+a fresh run never goes into a folder holding results, a resume only with the config it began with.
+"""
 
 import os
 import random
@@ -7,8 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import DictConfig, OmegaConf
 
 from infobatch_runner.errors import UserError
+from infobatch_runner.folders import holds_a_run, results_in
+from infobatch_runner.tracking import read_metrics
 
 FORMAT = 1
 LAST, BEST = "last.pt", "best.pt"
@@ -39,10 +46,14 @@ def _write_atomic(state: dict, path: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
+    except (OSError, RuntimeError) as exc:  # torch reports a failed write inside its zip writer as RuntimeError
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
         kept = f"the last good checkpoint {path} is kept" if path.exists() else "no earlier checkpoint exists"
-        raise UserError(f"could not save the checkpoint {path} ({exc.strerror or exc}); {kept}.") from None
+        raise UserError(f"could not save the checkpoint {path} ({reason}); {kept}.") from None
 
 
 def save(directory: Path, state: dict, is_best: bool) -> None:
@@ -79,3 +90,35 @@ def config_difference(saved: dict, current: dict, prefix: str = "") -> str | Non
         elif a != b:
             return f"{prefix}{key}: {a!r} vs {b!r}"
     return None
+
+
+def resumable_config(cfg: DictConfig) -> dict:
+    """The config a checkpoint must agree with: everything but how the run is resumed and logged."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    return {k: v for k, v in plain.items() if k not in ("resume", "logger", "hydra")}
+
+
+def previous_state(cfg: DictConfig, run_dir: Path, before_hydra: bool = False) -> dict | None:
+    """The checkpoint to continue from (resume=auto), None for a fresh start; refuses, with one
+    sentence and before anything is written, every start that would overwrite saved results.
+
+    before_hydra: checked ahead of Hydra, whose own record (.hydra/) of an earlier run counts too.
+    """
+    run_dir = Path(run_dir)
+    where = f"choose another hydra.run.dir"
+    if cfg.resume != "auto":
+        if holds_a_run(run_dir) if before_hydra else results_in(run_dir):
+            raise UserError(f"{run_dir} already holds a run; continue it with resume=auto or {where}.")
+        return None
+    state = load(run_dir / "checkpoints")
+    metrics = read_metrics(run_dir / "metrics.csv")
+    if state is None:
+        if (run_dir / "summary.json").exists() or metrics:
+            raise UserError(f"{run_dir} holds a run's results but no checkpoint (checkpoints/{LAST}) to resume from; "
+                            f"{where}.")
+        return None
+    diff = config_difference(state["config"], resumable_config(cfg))
+    if diff:
+        raise UserError(f"the checkpoint in {run_dir} was made with another config ({diff}); "
+                        f"resume with the same settings or {where}.")
+    return state

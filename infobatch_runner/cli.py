@@ -1,59 +1,124 @@
 """`infobatch-run`: compose the Hydra config, validate it, train, report.
 
-Bad input ends in one sentence on stderr and exit status 2, never a traceback.
+Bad input ends in one sentence on stderr and exit status 2, never a traceback, and before anything
+is written (preflight.py). In a sweep, a job that fails at run time is recorded as failed
+(failed.json in its folder), the other jobs run, and the report lists it; the sweep then exits 1.
 """
 
+import json
 import logging
+import os
 import signal
 import sys
+import traceback
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from infobatch_runner.errors import UserError
 from infobatch_runner.loop import Interrupted
 
 log = logging.getLogger("infobatch_runner")
+PROG = "infobatch-run"
+FAILED = "failed.json"
+
+
+def fail(message: str, status: int = 2):
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(status)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://infobatch_runner.conf", config_name="config")
-def run(cfg: DictConfig) -> float:
+def run(cfg: DictConfig) -> float | None:
+    from infobatch_runner import folders
     from infobatch_runner.distributed import world_from_env
     from infobatch_runner.train import closing_line, train
     from infobatch_runner.validate import validate
 
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
+        if multirun and world_from_env().is_main:
+            folders.hold(run_dir, "hydra.sweep.dir")
+            (run_dir / FAILED).unlink(missing_ok=True)  # a failed job that is run again
         validate(cfg)
-        hydra_cfg = HydraConfig.get()
-        sweep_dir = Path(hydra_cfg.sweep.dir) if hydra_cfg.mode == RunMode.MULTIRUN else None
-        summary = train(cfg, Path(hydra_cfg.runtime.output_dir), sweep_dir)
+        summary = train(cfg, run_dir, Path(hydra_cfg.sweep.dir) if multirun else None)
     except UserError as exc:
-        print(f"infobatch-run: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        if not multirun:
+            fail(str(exc))
+        return job_failed(run_dir, exc, list(hydra_cfg.overrides.task))
     except Interrupted as exc:
-        print(f"infobatch-run: {exc}", file=sys.stderr)
+        print(f"{PROG}: {exc}", file=sys.stderr, flush=True)
         sys.exit(128 + getattr(signal, exc.signal))
+    except Exception as exc:  # a bug: the traceback goes to the job's log, the sweep goes on
+        if not multirun:
+            raise
+        log.error("job %s failed:\n%s", hydra_cfg.job.num, traceback.format_exc())
+        return job_failed(run_dir, exc, list(hydra_cfg.overrides.task))
     if world_from_env().is_main:
         print(closing_line(summary), flush=True)
     return summary["final/test_acc"]  # what a Hydra sweeper (e.g. Optuna) would optimise
 
 
+def job_failed(run_dir: Path, exc: BaseException, overrides: list[str]) -> None:
+    """Record a sweep job's failure in its folder (the report lists it) and say so in one line."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    print(f"{PROG}: job {run_dir.name} failed: {message}", file=sys.stderr, flush=True)
+    try:
+        (run_dir / FAILED).write_text(json.dumps({"error": message, "type": type(exc).__name__,
+                                                  "overrides": overrides}, indent=2) + "\n")
+    except OSError as write_error:
+        log.error("could not record the failure in %s: %s", run_dir / FAILED, write_error)
+    return None
+
+
 def main() -> None:
+    from infobatch_runner import folders, preflight
+    from infobatch_runner.callbacks import SweepReport
     from infobatch_runner.choices import check_group_choices
     from infobatch_runner.distributed import agreed_overrides, world_from_env
     from infobatch_runner.hostmem import keep_freed_memory
 
     keep_freed_memory()
+    user_setting = os.environ.get("HYDRA_FULL_ERROR")
+    full_errors = bool(user_setting)  # the user asked for tracebacks
     try:
         check_group_choices(sys.argv[1:])
+        world = world_from_env()
+        sys.argv += agreed_overrides(world, sys.argv[1:])  # under torchrun: one run folder
+        launch = preflight.inspect(sys.argv[1:])
+        if launch is not None:
+            if world.is_main:
+                preflight.claim(launch)
+            sys.argv += launch.pinned
+        os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing: errors are ours to word
+        SweepReport.failed_jobs = 0
+        run()
     except UserError as exc:
-        print(f"infobatch-run: error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    sys.argv += agreed_overrides(world_from_env(), sys.argv[1:])  # under torchrun: one run folder
-    run()
+        fail(str(exc))
+    except preflight.Finished as done:
+        print(f"{PROG}: {done}", flush=True)
+    except OSError as exc:
+        if full_errors:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        fail(f"cannot write{where} ({exc.strerror or exc}); free some space or choose another folder.")
+    except (HydraException, OmegaConfBaseException) as exc:
+        if full_errors:
+            raise
+        fail(preflight.one_line(exc))
+    finally:
+        folders.release_all()
+        if user_setting is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+    if SweepReport.failed_jobs:
+        fail(f"{SweepReport.failed_jobs} job(s) of the sweep failed; the report lists them.", status=1)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,8 @@ def setting_of(ctx: Context) -> dict:
         "model": plain(cfg.model),
         "optimizer": plain(cfg.optimizer),
         "scheduler": plain(cfg.scheduler),
-        "trainer": {k: cfg.trainer[k] for k in ("epochs", "batch_size", "label_smoothing", "grad_clip", "channels_last")},
+        "trainer": {k: cfg.trainer[k] for k in ("epochs", "batch_size", "label_smoothing", "grad_clip", "channels_last",
+                                                "loader", "compile", "compile_mode")},
         "precision": ctx.precision,
         "device": device_name(ctx.device),
     }
@@ -116,6 +117,7 @@ class EpochResult:
     first_nonfinite_step: torch.Tensor  # -1, or the first step whose loss was not finite (device)
     skipped_batches: int  # batches skipped for a non-finite loss (trainer.skip_nonfinite only)
     steps_done: int = 0  # batches of the plan done (all of them, unless interrupted)
+    skipped_samples: int = 0  # the samples of those skipped batches: not trained, not counted
 
 
 def train_epoch(ctx: Context, net: Trainable, schedule, epoch: int, plan: Plan, desc: str,
@@ -140,6 +142,7 @@ def train_epoch(ctx: Context, net: Trainable, schedule, epoch: int, plan: Plan, 
     loss_sum = resume.loss_sum.clone() if resume else torch.zeros((), device=ctx.device)
     first_bad = resume.first_nonfinite_step.clone() if resume else torch.full((), -1, dtype=torch.int64, device=ctx.device)
     skipped = resume.skipped_batches if resume else 0
+    skipped_samples = resume.skipped_samples if resume else 0
     seen = batch_starts(len(plan), loader.batch_size)[done] if done else 0
     for step, batch in enumerate(loader.iterate(plan.indices, plan.weights, first_batch=done), start=done):
         lr = peak_lr * schedule(epoch + step / steps)
@@ -151,6 +154,7 @@ def train_epoch(ctx: Context, net: Trainable, schedule, epoch: int, plan: Plan, 
         batch_sum = losses.detach().sum()
         if t.skip_nonfinite and not torch.isfinite(batch_sum).item():
             skipped += 1
+            skipped_samples += batch.idx.shape[0]
             continue  # (a signal is then noticed after the next trained batch)
         first_bad = torch.where((first_bad < 0) & ~torch.isfinite(batch_sum), step, first_bad)
         if strategy is not None:
@@ -171,9 +175,9 @@ def train_epoch(ctx: Context, net: Trainable, schedule, epoch: int, plan: Plan, 
         bar.step(step, loss_sum, seen)
         if stop is not None and stop.signal and step + 1 < steps:  # between batches: nothing half done
             bar.close()
-            raise Interrupted(stop.signal, stop.signal, EpochResult(loss_sum, first_bad, skipped, step + 1))
+            raise Interrupted(stop.signal, stop.signal, EpochResult(loss_sum, first_bad, skipped, step + 1, skipped_samples))
     bar.close()
-    return EpochResult(loss_sum, first_bad, skipped, steps)
+    return EpochResult(loss_sum, first_bad, skipped, steps, skipped_samples)
 
 
 def check_finite(result: EpochResult, where: str) -> None:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from infobatch_runner.errors import UserError
-from infobatch_runner.loop import Context, Trainable, check_finite, setting_of, train_epoch
+from infobatch_runner.loop import Context, Interrupted, StopFlag, Trainable, check_finite, setting_of, train_epoch
 from infobatch_runner.optim import build_schedule
 from infobatch_runner.pruning.base import strategy_seed
 from infobatch_runner.pruning.full import Full
@@ -26,7 +26,7 @@ from infobatch_runner.runtime import autocast, timed_now
 
 log = logging.getLogger(__name__)
 FORWARD_PASS = 1 / 3  # a scoring forward, in training passes (forward + backward ~ 3 forwards)
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the setting includes trainer.loader and trainer.compile
 
 
 @dataclass
@@ -152,7 +152,14 @@ def _save_cache(path: Path, key: dict, result: ScoringResult) -> None:
         log.warning("could not write the score cache %s (%s); the run goes on.", path, exc)
 
 
-def run_scoring(ctx: Context, spec: ScoringSpec, cache: bool, cache_dir: str) -> ScoringResult:
+def scoring_stopped(signal_name: str, where: str) -> Interrupted:
+    return Interrupted(f"stopped by {signal_name} during {where}; no checkpoint exists yet, so nothing was kept: "
+                       "start the run again (resume=auto in the same folder scores afresh)", signal_name)
+
+
+def run_scoring(ctx: Context, spec: ScoringSpec, cache: bool, cache_dir: str, stop: StopFlag | None = None) -> ScoringResult:
+    """Score (or read the cache). SIGTERM/SIGINT (`stop`) end it at the next proxy batch: scores are
+    not checkpointed, so the run keeps nothing and the next start scores again."""
     n = len(ctx.data.train)
     key = cache_key(ctx, spec)
     path = cache_path(cache_dir, key)
@@ -177,7 +184,14 @@ def run_scoring(ctx: Context, spec: ScoringSpec, cache: bool, cache_dir: str) ->
         recorder = ForgettingRecorder(n, ctx.device) if spec.kind == "forgetting" else None
         for epoch in range(spec.epochs):
             desc = f"scoring {spec.kind} {run + 1}/{spec.runs}, epoch {epoch + 1}/{spec.epochs}"
-            result = train_epoch(ctx, net, schedule, epoch, proxy_plans.plan(epoch), desc, recorder=recorder)
+            where = f"the {spec.kind} scoring phase (proxy {run + 1}/{spec.runs}, epoch {epoch + 1}/{spec.epochs})"
+            try:
+                result = train_epoch(ctx, net, schedule, epoch, proxy_plans.plan(epoch), desc, recorder=recorder,
+                                     stop=stop)
+            except Interrupted as exc:
+                raise scoring_stopped(exc.signal, where) from None
+            if stop is not None and stop.signal:
+                raise scoring_stopped(stop.signal, where)
             check_finite(result, f"scoring proxy {run + 1}, epoch {epoch + 1}")
         if spec.kind == "forgetting":
             total += recorder.scores()

@@ -5,6 +5,7 @@ Training time is measured between device synchronisations at each epoch's edges 
 included, evaluation excluded); per-batch values stay on the device and are read once per epoch.
 """
 
+import json
 import logging
 import signal
 import threading
@@ -23,7 +24,7 @@ from infobatch_runner.errors import UserError
 from infobatch_runner.loop import (Context, EpochResult, Interrupted, StopFlag, Trainable, check_finite, compile_ahead,
                                    evaluate, plain, setting_of, train_epoch, warm_up)
 from infobatch_runner.optim import build_schedule
-from infobatch_runner.pruning import Plan, build_strategy
+from infobatch_runner.pruning import Plan, build_strategy, check_budget
 from infobatch_runner.report import baseline_for, saving_wall
 from infobatch_runner.runtime import SectionClock, device_name, resolve_device, resolve_precision, timed_now
 from infobatch_runner.scoring import ScoringResult, classifier_of, run_scoring
@@ -63,25 +64,6 @@ def setup(cfg: DictConfig, world: World = SINGLE) -> Context:
     return Context(cfg, device, precision, data)
 
 
-def resumable_config(cfg: DictConfig) -> dict:
-    """The config a checkpoint must agree with: everything but how the run is resumed and logged."""
-    return {k: v for k, v in plain(cfg).items() if k not in ("resume", "logger")}
-
-
-def previous_state(cfg: DictConfig, run_dir: Path) -> dict | None:
-    if cfg.resume != "auto":
-        if (run_dir / "checkpoints" / checkpoint.LAST).exists():
-            raise UserError(f"{run_dir} already holds a run; continue it with resume=auto or choose another hydra.run.dir.")
-        return None
-    state = checkpoint.load(run_dir / "checkpoints")
-    if state is not None:
-        diff = checkpoint.config_difference(state["config"], resumable_config(cfg))
-        if diff:
-            raise UserError(f"the checkpoint in {run_dir} was made with another config ({diff}); "
-                            "resume with the same settings or choose another hydra.run.dir.")
-    return state
-
-
 @contextmanager
 def stop_on_signals(flag: StopFlag):
     """SIGTERM and SIGINT stop the epoch at the next batch boundary instead of killing the process."""
@@ -104,11 +86,15 @@ def train(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> dict
     """Run one training (continuing from its last checkpoint with resume=auto); in a sweep, pair it
     with a full-data run of the sweep that already finished."""
     world = world_from_env()
-    state = previous_state(cfg, run_dir)
+    state = checkpoint.previous_state(cfg, run_dir)
+    if state is not None and state["epoch"] >= cfg.trainer.epochs and (run_dir / "summary.json").exists():
+        log.info("%s finished all %d epochs already; nothing to do.", run_dir, cfg.trainer.epochs)
+        return json.loads((run_dir / "summary.json").read_text())
     ctx = setup(cfg, world)
     t, device = cfg.trainer, ctx.device
     n_train = len(ctx.data.train)
     strategy = build_strategy(cfg.prune, n_train, t.epochs, cfg.seed, device)
+    check_budget(strategy)
     start_epoch = state["epoch"] if state else 0
     trackers = build_trackers(cfg, run_dir, plain(cfg), resume_from_epoch=start_epoch,
                               wandb_id=state["wandb_id"] if state else None) if world.is_main else Trackers([])
@@ -139,7 +125,8 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
         scoring = ScoringResult(None, 0.0, 0.0, cached=False)
         spec = strategy.scoring()
         if spec is not None:
-            scoring = run_scoring(ctx, spec, cfg.prune.get("cache", False), cfg.prune.get("cache_dir", "outputs/score_cache"))
+            scoring = run_scoring(ctx, spec, cfg.prune.get("cache", False), cfg.prune.get("cache_dir", "outputs/score_cache"),
+                                  stop)
             strategy.set_scores(broadcast_tensor(scoring.scores, world))
         torch.manual_seed(cfg.seed)  # anything in the model that draws from the global RNG (dropout)
     net = Trainable(ctx, cfg.seed)
@@ -164,7 +151,8 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
         if partial:
             plan = Plan(partial["indices"].to(device), partial["weights"].to(device))
             mine, resume_at = plan, EpochResult(partial["loss_sum"].to(device), partial["first_bad"].to(device),
-                                                partial["skipped"], partial["steps_done"])
+                                                partial["skipped"], partial["steps_done"],
+                                                partial.get("skipped_samples", 0))
             start -= partial["elapsed_s"]
         else:
             resume_at = None
@@ -183,7 +171,11 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
                 observations.merge(strategy, world)  # once per epoch: every rank's losses, every rank
         epoch_time = timed_now(device) - start
         check_finite(result, f"epoch {epoch + 1}")
-        trained = len(mine) * world.size
+        # Samples of batches skipped for a non-finite loss were not trained: they are not counted.
+        skipped = result.skipped_samples
+        if world.size > 1:
+            skipped = int(all_sum(torch.tensor(skipped, device=device), world))
+        trained = len(mine) * world.size - skipped
         counts.samples_trained += trained
         counts.time_train_s += epoch_time
         counts.skipped_batches += result.skipped_batches
@@ -231,7 +223,7 @@ def interrupted(exc: Interrupted, epoch: int, plan: Plan, elapsed_s: float, ctx:
     p = exc.progress
     saved["in_epoch"] = {"indices": plan.indices.cpu(), "weights": plan.weights.cpu(), "steps_done": p.steps_done,
                          "loss_sum": p.loss_sum.cpu(), "first_bad": p.first_nonfinite_step.cpu(),
-                         "skipped": p.skipped_batches, "elapsed_s": elapsed_s}
+                         "skipped": p.skipped_batches, "skipped_samples": p.skipped_samples, "elapsed_s": elapsed_s}
     checkpoint.save(run_dir / "checkpoints", saved, is_best=False)
     return Interrupted(f"stopped by {exc.signal} at epoch {epoch + 1}, step {p.steps_done}; saved a checkpoint "
                        f"there: continue with resume=auto {where}", exc.signal)
@@ -243,7 +235,7 @@ def snapshot(epochs_done: int, ctx: Context, net: Trainable, strategy, counts: C
     loader = ctx.data.train
     return {
         "epoch": epochs_done,
-        "config": resumable_config(ctx.cfg),
+        "config": checkpoint.resumable_config(ctx.cfg),
         "model": net.module.state_dict(),
         "optimizer": net.optimizer.state_dict(),
         "scaler": net.scaler.state_dict(),

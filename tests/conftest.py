@@ -28,3 +28,27 @@ def compose_cfg():
             return compose(config_name="config", overrides=list(overrides))
 
     return _compose
+
+
+def snapshot(folder) -> dict:
+    """Every file under `folder` with its bytes: what a refusal must leave exactly as it was."""
+    from pathlib import Path
+
+    root = Path(folder)
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()} if root.exists() else {}
+
+
+def run_main(monkeypatch, capsys, args) -> tuple[int, str]:
+    """infobatch-run in this process, as `infobatch-run ARGS`: (exit status, stdout + stderr)."""
+    import sys
+
+    from infobatch_runner import cli
+
+    monkeypatch.setattr(sys, "argv", ["infobatch-run", *args])
+    try:
+        cli.main()
+        status = 0
+    except SystemExit as exit_:
+        status = exit_.code if isinstance(exit_.code, int) else 1
+    captured = capsys.readouterr()
+    return status, captured.out + captured.err

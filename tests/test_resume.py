@@ -141,7 +141,33 @@ def test_non_finite_loss_stops_the_run_naming_epoch_and_step(tmp_path):
         train(compose_cfg("dataset.num_train=256", "optimizer.lr=1e30", "scheduler=constant"), tmp_path)
 
 
-def test_skip_nonfinite_skips_and_counts(tmp_path):
-    summary = train(compose_cfg("dataset.num_train=256", "optimizer.lr=1e30", "scheduler=constant",
+def test_skip_nonfinite_skips_and_counts_only_trained_samples(tmp_path):
+    summary = train(compose_cfg("dataset.num_train=256", "optimizer.lr=1e30", "scheduler=constant", "prune=full",
                                 "trainer.skip_nonfinite=true"), tmp_path)
     assert summary["skipped_batches"] > 0
+    # 256 samples in 4 batches of 64 per epoch, 2 epochs: a skipped batch's samples were not trained.
+    assert summary["samples_trained"] == 2 * 256 - 64 * summary["skipped_batches"]
+    assert summary["saving_samples"] == pytest.approx(64 * summary["skipped_batches"] / 512)
+
+
+def test_sigterm_during_scoring_stops_at_a_proxy_batch_and_claims_no_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    args = [a for a in LONGER if not a.startswith(("prune", "trainer.epochs", "dataset.num_train"))] + [
+        "dataset.num_train=1024", "prune=el2n", "prune.score_epochs=40", "prune.cache=false", "trainer.epochs=2",
+        f"hydra.run.dir={run}"]
+    proc = cli(args)
+    log, deadline = run / "infobatch-run.log", time.time() + 120
+    while not (log.exists() and "el2n on synthetic" in log.read_text()):  # the run has begun: scoring is next
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "during the el2n scoring phase" in err and "nothing was kept" in err and "Traceback" not in err
+    assert "scoring el2n: proxy 1/1 done" not in log.read_text(), "stopped inside the proxy training"
+    assert not (run / "checkpoints").exists() and not (run / "summary.json").exists()
+    resumed = cli(args + ["resume=auto"])  # no checkpoint and no results: it starts afresh
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert json.loads((run / "summary.json").read_text())["samples_scoring"] > 0

@@ -1,0 +1,177 @@
+"""Everything checked before Hydra writes a byte: each job's config (every job of a sweep, before
+the first starts) and the folders they will write into.
+
+Hydra records a job (.hydra/, its log) before the task function runs, so a refusal made there
+would already have overwritten an earlier run's record. Here the command line is composed the way
+Hydra will compose it, job by job; a config that does not validate, a folder another process owns,
+a fresh run into a folder holding results, or a resume with another config is one sentence, and
+nothing has been written yet.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra import compose, initialize_config_module
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.utils import get_args_parser
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import setup_globals
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
+
+from infobatch_runner import checkpoint, folders
+from infobatch_runner.errors import UserError
+
+CONFIG_MODULE = "infobatch_runner.conf"
+# Flags with which Hydra prints something instead of running: nothing to check.
+NOT_RUNNING = ("help", "hydra_help", "cfg", "info", "shell_completion", "experimental_rerun")
+
+
+@dataclass
+class Job:
+    overrides: list[str]  # the job's own overrides (a sweep's expansion), as Hydra records them
+    cfg: DictConfig  # the composed task config (no hydra node)
+    folder: Path  # where the job writes
+
+
+@dataclass
+class Launch:
+    multirun: bool
+    folder: Path  # the run folder, or the sweep folder
+    jobs: list[Job]
+    pinned: list[str]  # overrides that pin the resolved folders, so Hydra writes where we checked
+
+
+def one_line(exc: BaseException) -> str:
+    """Hydra's and OmegaConf's multi-line errors as one sentence: the message and its cause."""
+    parts = [str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__]
+    cause = exc.__cause__
+    if isinstance(cause, OmegaConfBaseException) and str(cause).strip():
+        parts.append(str(cause).strip().splitlines()[0])
+    text = ": ".join(p.rstrip(".") for p in parts)
+    return text + "."
+
+
+def _quote(path: Path) -> str:
+    """A path as a quoted Hydra override value (commas, spaces and brackets stay literal)."""
+    return "'" + str(path).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _task_config(cfg: DictConfig) -> DictConfig:
+    task = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    with open_dict(task):
+        del task["hydra"]
+    return task
+
+
+def _compose(overrides: list[str], job_num: int = 0) -> tuple[DictConfig, DictConfig]:
+    """(the config with its hydra node, the task config) of one job; hydra.* interpolations resolved
+    as Hydra resolves them for that job."""
+    try:
+        cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+        with open_dict(cfg):
+            cfg.hydra.job.num = job_num
+            cfg.hydra.job.id = job_num
+        HydraConfig.instance().set_config(cfg)
+        return cfg, _task_config(cfg)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise UserError(one_line(exc)) from None
+
+
+def inspect(argv: list[str]) -> Launch | None:
+    """Compose and validate every job the command line asks for; None when Hydra will only print
+    (--help, --cfg ...) or loads another config (--config-path/--config-dir/--config-name)."""
+    from infobatch_runner.validate import validate
+
+    args, unknown = get_args_parser().parse_known_args(argv)
+    if unknown or any(getattr(args, flag, None) for flag in NOT_RUNNING) or args.config_path or args.config_dir \
+            or args.config_name:
+        return None
+    setup_globals()  # Hydra's resolvers (now, hydra) as the real run has them
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(version_base="1.3", config_module=CONFIG_MODULE, job_name="infobatch-run"):
+            return _inspect(args.overrides, args.multirun, validate)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise UserError(one_line(exc)) from None
+    finally:
+        GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg = None
+
+
+def _inspect(overrides: list[str], multirun: bool, validate) -> Launch:
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+    parsed = parser.parse_overrides(overrides)
+    hydra_overrides = [o.input_line for o in parsed if o.key_or_group.split(".")[0].split("/")[0] == "hydra"]
+    task = [o for o in parsed if o.input_line not in hydra_overrides]
+    if not multirun:
+        cfg, job_cfg = _compose(overrides)
+        _validate(validate, job_cfg, None)
+        folder = Path(str(cfg.hydra.run.dir))
+        return Launch(False, folder, [Job([o.input_line for o in task], job_cfg, folder)],
+                      [f"hydra.run.dir={_quote(folder)}"])
+    if _sweeper_target(hydra_overrides) != f"{BasicSweeper.__module__}.{BasicSweeper.__name__}":
+        return _other_sweeper(hydra_overrides, overrides)
+    jobs = []
+    expanded = [job for batch in BasicSweeper.split_arguments(task, None) for job in batch]
+    swept = {o.key_or_group for o in task if o.is_sweep_override()}
+    sweep_dir = None
+    for num, job_overrides in enumerate(expanded):
+        cfg, job_cfg = _compose(hydra_overrides + job_overrides, num)
+        _validate(validate, job_cfg, [o for o in job_overrides if o.split("=", 1)[0].lstrip("+~") in swept])
+        if sweep_dir is None:
+            sweep_dir = Path(str(cfg.hydra.sweep.dir))
+        jobs.append(Job(job_overrides, job_cfg, sweep_dir / str(cfg.hydra.sweep.subdir)))
+    return Launch(True, sweep_dir, jobs, [f"hydra.sweep.dir={_quote(sweep_dir)}"])
+
+
+def _sweeper_target(hydra_overrides: list[str]) -> str:
+    cfg = compose(config_name="config", overrides=hydra_overrides, return_hydra_config=True)
+    return str(cfg.hydra.sweeper._target_)
+
+
+def _other_sweeper(hydra_overrides: list[str], overrides: list[str]) -> Launch:
+    """A sweeper that chooses its jobs as it goes (Optuna...): check the base config and the folder."""
+    cfg = compose(config_name="config", overrides=hydra_overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    return Launch(True, Path(str(cfg.hydra.sweep.dir)), [], [f"hydra.sweep.dir={_quote(Path(str(cfg.hydra.sweep.dir)))}"])
+
+
+def _validate(validate, cfg: DictConfig, job_overrides: list[str] | None) -> None:
+    try:
+        validate(cfg)
+    except UserError as exc:
+        if job_overrides is None:
+            raise
+        message = str(exc).rstrip(".")
+        raise UserError(f"{message} (in the sweep job {' '.join(job_overrides)}); no job was started.") from None
+
+
+def claim(launch: Launch) -> None:
+    """Own the folders of the launch (one process per folder) and refuse, before anything is
+    written, every start that would overwrite saved results."""
+    if launch.multirun:
+        folders.hold(launch.folder, "hydra.sweep.dir")
+        resuming = bool(launch.jobs) and all(job.cfg.resume == "auto" for job in launch.jobs)
+        if not resuming and (launch.folder / folders.SWEEP_RECORD).exists():
+            raise UserError(f"{launch.folder} already holds a sweep; continue it with resume=auto or choose another "
+                            "hydra.sweep.dir.")
+        for job in launch.jobs:
+            checkpoint.previous_state(job.cfg, job.folder, before_hydra=True)
+        return
+    folders.hold(launch.folder)
+    cfg = launch.jobs[0].cfg
+    state = checkpoint.previous_state(cfg, launch.folder, before_hydra=True)
+    if state is not None and state["epoch"] >= cfg.trainer.epochs and (launch.folder / "summary.json").exists():
+        raise Finished(launch.folder)
+
+
+class Finished(Exception):
+    """resume=auto found the run finished: nothing to do, and nothing is rewritten."""
+
+    def __init__(self, folder: Path):
+        super().__init__(f"{folder} finished all its epochs already; nothing to do.")
+        self.folder = folder
