@@ -4,6 +4,7 @@ Every model ends in a linear classifier (`get_classifier()` for timm, `.fc` for 
 is what last-layer scores such as GraNd's closed form need.
 """
 
+import torch
 import torch.nn as nn
 import torchvision
 
@@ -44,15 +45,35 @@ def _resnet(arch: str, stem: str, channels: int, num_classes: int, image_size: i
     return model
 
 
-def _timm(arch: str, pretrained: bool, channels: int, num_classes: int) -> nn.Module:
+def _timm(arch: str, pretrained: bool, channels: int, num_classes: int, image_size: int) -> nn.Module:
     import timm
 
     if not timm.is_model(arch):
         raise UserError(f"model.arch={arch!r} is not a timm model; list them with `python -c \"import timm; print(timm.list_models())\"`.")
     try:
-        return timm.create_model(arch, pretrained=pretrained, num_classes=num_classes, in_chans=channels)
+        model = timm.create_model(arch, pretrained=pretrained, num_classes=num_classes, in_chans=channels)
     except (OSError, RuntimeError) as exc:
         raise UserError(f"timm could not create {arch!r} (pretrained={pretrained}): {str(exc).splitlines()[0]}") from None
+    _check_input_size(model, arch, channels, image_size)
+    return model
+
+
+def _check_input_size(model: nn.Module, arch: str, channels: int, image_size: int) -> None:
+    """One forward on a zeros batch of 2, on the CPU, in eval mode: a timm model that cannot take the
+    dataset's images (a ViT's patch embedding asserts on its input size) fails here, in one sentence,
+    rather than at the first training step. The model's mode is restored; nothing is learned."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(2, channels, image_size, image_size))
+    except Exception as exc:  # noqa: BLE001 - any failure of the forward means the same to the user
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = (lines[0] if lines else type(exc).__name__).rstrip(".")
+        raise UserError(f"model.arch={arch} cannot take {channels}x{image_size}x{image_size} images ({reason}); "
+                        f"choose another model or dataset.image_size.") from None
+    finally:
+        model.train(was_training)
 
 
 MODELS = ("cnn_small", "resnet18", "resnet50", "timm")
@@ -64,5 +85,5 @@ def build_model(cfg, num_classes: int, channels: int, image_size: int) -> nn.Mod
     if cfg.name in ("resnet18", "resnet50"):
         return _resnet(cfg.name, cfg.stem, channels, num_classes, image_size)
     if cfg.name == "timm":
-        return _timm(cfg.arch, cfg.pretrained, channels, num_classes)
+        return _timm(cfg.arch, cfg.pretrained, channels, num_classes, image_size)
     raise UserError(f"model.name={cfg.name!r} is unknown; choose one of {', '.join(MODELS)}.")
