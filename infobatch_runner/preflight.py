@@ -18,7 +18,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import setup_globals
-from hydra.errors import HydraException
+from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
@@ -47,6 +47,9 @@ class Launch:
 
 def one_line(exc: BaseException) -> str:
     """Hydra's and OmegaConf's multi-line errors as one sentence: the message and its cause."""
+    if isinstance(exc, OverrideParseException):
+        reason = str(exc.message).strip().splitlines()[0].rstrip(".")
+        return f"cannot parse the override {exc.override!r} ({reason}); see `infobatch-run --hydra-help` for the syntax."
     parts = [str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__]
     cause = exc.__cause__
     if isinstance(cause, OmegaConfBaseException) and str(cause).strip():

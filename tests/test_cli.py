@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY
-from test_config import BAD
 from infobatch_runner.pruning import STRATEGIES
 
 SCRIPT = str(Path(sys.executable).with_name("infobatch-run"))
@@ -127,15 +126,3 @@ def test_unreachable_wandb_server_falls_back_to_offline(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "logging offline instead" in result.stdout + result.stderr
     assert len(wandb_runs(run_dir)) == 1 and (run_dir / "summary.json").exists()
-
-
-@pytest.mark.parametrize("overrides,named", BAD, ids=[" ".join(o) for o, _ in BAD])
-def test_every_bad_value_exits_non_zero_with_one_sentence(tmp_path, monkeypatch, capsys, overrides, named):
-    from infobatch_runner import cli
-
-    monkeypatch.setattr(sys, "argv", ["infobatch-run", *TINY, *overrides, f"hydra.run.dir={tmp_path / 'run'}"])
-    with pytest.raises(SystemExit) as exit_:
-        cli.main()
-    assert exit_.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and named in err and "Traceback" not in err

@@ -1,0 +1,393 @@
+"""A new user's bad inputs and the faults of real machines, walked as one table.
+
+For every case: a non-zero exit, no traceback anywhere in the output, exactly one error line that
+names the key or the file, and every file that existed before byte-identical after. Config
+mistakes must write nothing at all. The cases run in this process through the real entry points
+(`infobatch_runner.cli.main`, `infobatch_runner.report.main`), so the table costs seconds.
+"""
+
+import builtins
+import json
+import os
+import pickle
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY, run_main, snapshot
+from test_config import BAD
+from test_datasets import corrupt_tree, not_an_image, truncate, write_cifar10, write_fashion_mnist, write_image_tree
+
+OFFLINE = "http://127.0.0.1:9"  # nothing listens there: a download fails at once
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A finished run folder (copied into each case that needs one, so that cases stay apart)."""
+    from _pytest.monkeypatch import MonkeyPatch
+
+    run = tmp_path_factory.mktemp("template") / "run"
+    with MonkeyPatch.context() as mp:
+        mp.setattr(sys, "argv", ["infobatch-run", *TINY, f"hydra.run.dir={run}"])
+        from infobatch_runner import cli
+
+        cli.main()
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# Each fault: a function (tmp, finished, monkeypatch) -> the command's arguments, after arranging
+# the fault; the name the error line must contain; and which entry point it goes through.
+# ---------------------------------------------------------------------------------------------
+
+def _folder_of(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _copy_run(tmp: Path, finished: Path) -> Path:
+    target = tmp / "run"
+    shutil.copytree(finished, target)
+    return target
+
+
+def fresh_run_into_a_finished_folder(tmp, finished, mp):
+    return TINY + [f"hydra.run.dir={_copy_run(tmp, finished)}"], "already holds a run"
+
+
+def resume_with_another_config(tmp, finished, mp):
+    return TINY + [f"hydra.run.dir={_copy_run(tmp, finished)}", "resume=auto", "seed=7"], "another config (seed: 0 vs 7)"
+
+
+def fresh_run_into_results_without_checkpoints(tmp, finished, mp):
+    run = _copy_run(tmp, finished)
+    shutil.rmtree(run / "checkpoints")
+    return TINY + [f"hydra.run.dir={run}"], "already holds a run"
+
+
+def resume_of_results_without_checkpoints(tmp, finished, mp):
+    run = _copy_run(tmp, finished)
+    shutil.rmtree(run / "checkpoints")
+    return TINY + [f"hydra.run.dir={run}", "resume=auto"], "no checkpoint"
+
+
+def resume_from_a_truncated_checkpoint(tmp, finished, mp):
+    run = _copy_run(tmp, finished)
+    (run / "summary.json").unlink()
+    truncate(run / "checkpoints" / "last.pt")
+    return TINY + [f"hydra.run.dir={run}", "resume=auto"], "last.pt is unreadable"
+
+
+def resume_from_a_checkpoint_of_another_tool(tmp, finished, mp):
+    run = _copy_run(tmp, finished)
+    (run / "summary.json").unlink()
+    torch.save({"state_dict": {}}, run / "checkpoints" / "last.pt")
+    return TINY + [f"hydra.run.dir={run}", "resume=auto"], "not a checkpoint of this version"
+
+
+def resume_with_a_garbage_metrics_row(tmp, finished, mp):
+    run = _copy_run(tmp, finished)
+    (run / "summary.json").unlink()
+    with open(run / "metrics.csv", "a") as f:
+        f.write("three,oops,,,,,\n")
+    return TINY + [f"hydra.run.dir={run}", "resume=auto"], "metrics.csv line 5 is not a row this tool wrote"
+
+
+def resume_with_foreign_metrics_columns(tmp, finished, mp):
+    run = _copy_run(tmp, finished)
+    (run / "summary.json").unlink()
+    (run / "metrics.csv").write_text("step,loss\n1,0.5\n")
+    return TINY + [f"hydra.run.dir={run}", "resume=auto"], "metrics.csv does not have the columns"
+
+
+def run_folder_under_a_file(tmp, finished, mp):
+    (tmp / "afile").write_text("not a folder\n")
+    return TINY + [f"hydra.run.dir={tmp / 'afile' / 'run'}"], "cannot create the folder"
+
+
+def fresh_sweep_into_a_used_sweep_folder(tmp, finished, mp):
+    sweep = tmp / "sweep"
+    shutil.copytree(finished, sweep / "0_infobatch")
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    return ["-m", "prune=infobatch,full", *TINY, f"hydra.sweep.dir={sweep}"], "already holds a sweep"
+
+
+def sweep_with_one_bad_value(tmp, finished, mp):
+    return ["-m", "prune.ratio=0.3,1.5,0.5", *TINY, f"hydra.sweep.dir={tmp / 'sweep'}"], "prune.ratio=1.5"
+
+
+def sweep_with_one_unknown_option(tmp, finished, mp):
+    return ["-m", "prune=full,infobatch,nope", *TINY, f"hydra.sweep.dir={tmp / 'sweep'}"], "prune=nope"
+
+
+def override_syntax_error(tmp, finished, mp):
+    return TINY + ["prune.ratio=[0.3", f"hydra.run.dir={tmp / 'run'}"], "prune.ratio=[0.3"
+
+
+def fashion_mnist_truncated_gz(tmp, finished, mp):
+    write_fashion_mnist(_folder_of(tmp / "fm"))
+    truncate(tmp / "fm" / "train-images-idx3-ubyte.gz")
+    return _fashion(tmp), "train-images-idx3-ubyte.gz"
+
+
+def fashion_mnist_gz_that_is_not_gzip(tmp, finished, mp):
+    write_fashion_mnist(_folder_of(tmp / "fm"))
+    (tmp / "fm" / "t10k-labels-idx1-ubyte.gz").write_bytes(b"<html>404 Not Found</html>\n")
+    return _fashion(tmp), "t10k-labels-idx1-ubyte.gz"
+
+
+def fashion_mnist_wrong_magic(tmp, finished, mp):
+    write_fashion_mnist(_folder_of(tmp / "fm"), compress=False)
+    (tmp / "fm" / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x0d\x01\x00\x00\x00\x02ab")
+    return _fashion(tmp), "train-labels-idx1-ubyte"
+
+
+def _fashion(tmp, *extra):
+    return ["dataset=fashion_mnist", f"dataset.root={tmp / 'fm'}", *TINY[4:], f"hydra.run.dir={tmp / 'run'}", *extra]
+
+
+def fashion_mnist_download_offline(tmp, finished, mp):
+    _offline(mp)
+    from infobatch_runner.data import idx
+
+    mp.setattr(idx, "DEBIAN_DIR", tmp / "no-debian-package")
+    (tmp / "fm").mkdir()
+    return _fashion(tmp, "dataset.download=true"), "fashion_mnist download"
+
+
+def _offline(mp):
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        mp.setenv(var, OFFLINE)
+    mp.delenv("no_proxy", raising=False)
+    mp.delenv("NO_PROXY", raising=False)
+
+
+def _cifar(tmp, *extra):
+    return ["dataset=cifar10", f"dataset.root={tmp / 'c'}", *TINY[4:], f"hydra.run.dir={tmp / 'run'}", *extra]
+
+
+def cifar_missing(tmp, finished, mp):
+    (tmp / "c").mkdir()
+    return _cifar(tmp), "data_batch_1"
+
+
+def cifar_corrupt_pickle(tmp, finished, mp):
+    (tmp / "c").mkdir()
+    folder = write_cifar10(tmp / "c")
+    (folder / "data_batch_3").write_bytes(b"\x80\x04garbage")
+    return _cifar(tmp), "data_batch_3"
+
+
+def cifar_labels_do_not_match(tmp, finished, mp):
+    (tmp / "c").mkdir()
+    folder = write_cifar10(tmp / "c")
+    batch = pickle.loads((folder / "test_batch").read_bytes())
+    batch[b"labels"] = batch[b"labels"][:-1]
+    (folder / "test_batch").write_bytes(pickle.dumps(batch))
+    return _cifar(tmp), "test_batch"
+
+
+def cifar_download_offline(tmp, finished, mp):
+    _offline(mp)
+    (tmp / "c").mkdir()
+    return _cifar(tmp, "dataset.download=true"), "cifar10 download"
+
+
+def _folder(tmp, *extra):
+    return ["dataset=imagenet", f"dataset.root={tmp / 'img'}", "dataset.image_size=32", "dataset.eval_resize=36",
+            "model=cnn_small", *TINY[4:], f"hydra.run.dir={tmp / 'run'}", *extra]
+
+
+def image_folder_of_one_class(tmp, finished, mp):
+    write_image_tree(tmp / "img", classes=("cat",))
+    return _folder(tmp, "trainer.num_workers=0"), "a classifier needs at least two"
+
+
+def image_folder_missing(tmp, finished, mp):
+    return _folder(tmp, "trainer.num_workers=0"), str(tmp / "img")
+
+
+def image_folder_without_val_images(tmp, finished, mp):
+    write_image_tree(tmp / "img")
+    for image in (tmp / "img" / "val").rglob("*.*"):
+        image.unlink()
+    return _folder(tmp, "trainer.num_workers=0"), str(tmp / "img" / "val")
+
+
+def corrupt_jpeg_read_by_workers(tmp, finished, mp):
+    bad = corrupt_tree(tmp / "img", truncate)
+    return _folder(tmp, "trainer.num_workers=2"), bad.name
+
+
+def text_file_named_jpg(tmp, finished, mp):
+    bad = corrupt_tree(tmp / "img", not_an_image)
+    return _folder(tmp, "trainer.num_workers=0"), bad.name
+
+
+def num_classes_below_the_labels(tmp, finished, mp):
+    write_fashion_mnist(_folder_of(tmp / "fm"), n_train=64, n_test=16)
+    return _fashion(tmp, "dataset.num_classes=5"), "dataset.num_classes=5"
+
+
+def limit_train_leaving_one_class(tmp, finished, mp):
+    return TINY + ["dataset.limit_train=1", f"hydra.run.dir={tmp / 'run'}"], "dataset.limit_train=1"
+
+
+def kept_budget_of_zero(tmp, finished, mp):
+    return TINY + ["prune=static_random", "prune.ratio=0.999", f"hydra.run.dir={tmp / 'run'}"], "= 0 of the 256"
+
+
+def timm_model_that_cannot_take_the_image_size(tmp, finished, mp):
+    return TINY + ["model=timm", "model.arch=vit_tiny_patch16_224", f"hydra.run.dir={tmp / 'run'}"], \
+        "vit_tiny_patch16_224 cannot take"
+
+
+def _torch_save_fails_like_a_full_disk(mp, after: int):
+    """torch.save as it fails on a full disk: part of the file written, then torch's RuntimeError."""
+    real_save, calls = torch.save, {"n": 0}
+
+    def save(obj, f, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] <= after:
+            return real_save(obj, f, *args, **kwargs)
+        f.write(b"PK\x03\x04 partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0")
+
+    mp.setattr(torch, "save", save)
+
+
+def disk_full_at_the_first_checkpoint(tmp, finished, mp):
+    _torch_save_fails_like_a_full_disk(mp, after=0)
+    return TINY + [f"hydra.run.dir={tmp / 'run'}"], "could not save the checkpoint"
+
+
+def disk_full_at_a_later_checkpoint(tmp, finished, mp):
+    _torch_save_fails_like_a_full_disk(mp, after=2)  # epoch 1 saved last.pt and best.pt
+    return TINY + [f"hydra.run.dir={tmp / 'run'}"], "last good checkpoint"
+
+
+def read_only_checkpoints(tmp, finished, mp):
+    real_open = builtins.open
+
+    def guarded_open(file, *args, **kwargs):  # root ignores chmod: refuse as a read-only mount would
+        if "checkpoints" in str(file) and any(m in (args[0] if args else kwargs.get("mode", "r")) for m in "wa"):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    mp.setattr(builtins, "open", guarded_open)
+    return TINY + [f"hydra.run.dir={tmp / 'run'}"], "Permission denied"
+
+
+def disk_full_for_the_summary(tmp, finished, mp):
+    run = tmp / "run"
+    run.mkdir()
+    os.symlink("/dev/full", run / "summary.json.tmp")  # writing there fails with ENOSPC, as on a full disk
+    return TINY + [f"hydra.run.dir={run}"], "summary.json"
+
+
+def disk_full_for_metrics(tmp, finished, mp):
+    real_open = builtins.open
+
+    def full_open(file, *args, **kwargs):
+        if str(file).endswith("metrics.csv") and (args[0] if args else kwargs.get("mode", "r")).startswith("a"):
+            return real_open("/dev/full", "w", newline="")
+        return real_open(file, *args, **kwargs)
+
+    mp.setattr(builtins, "open", full_open)
+    return TINY + [f"hydra.run.dir={tmp / 'run'}"], "metrics.csv"
+
+
+FAULTS = [
+    fresh_run_into_a_finished_folder, resume_with_another_config, fresh_run_into_results_without_checkpoints,
+    resume_of_results_without_checkpoints, resume_from_a_truncated_checkpoint, resume_from_a_checkpoint_of_another_tool,
+    resume_with_a_garbage_metrics_row, resume_with_foreign_metrics_columns, run_folder_under_a_file,
+    fresh_sweep_into_a_used_sweep_folder, sweep_with_one_bad_value, sweep_with_one_unknown_option,
+    override_syntax_error, fashion_mnist_truncated_gz, fashion_mnist_gz_that_is_not_gzip, fashion_mnist_wrong_magic,
+    fashion_mnist_download_offline, cifar_missing, cifar_corrupt_pickle, cifar_labels_do_not_match,
+    cifar_download_offline, image_folder_of_one_class, image_folder_missing, image_folder_without_val_images,
+    corrupt_jpeg_read_by_workers, text_file_named_jpg, num_classes_below_the_labels, limit_train_leaving_one_class,
+    kept_budget_of_zero, timm_model_that_cannot_take_the_image_size, disk_full_at_the_first_checkpoint,
+    disk_full_at_a_later_checkpoint, read_only_checkpoints, disk_full_for_the_summary, disk_full_for_metrics,
+]
+
+
+def assert_one_sentence(status: int, out: str, prog: str, named: str) -> None:
+    assert status not in (0, None), out
+    assert "Traceback" not in out, out
+    errors = [line for line in out.splitlines() if line.startswith(f"{prog}: error:")]
+    assert len(errors) == 1, out
+    assert named in errors[0], errors[0]
+
+
+def unchanged(before: dict, after: dict) -> None:
+    changed = [name for name, data in before.items() if after.get(name) != data]
+    assert not changed, f"changed or removed: {changed}"
+
+
+@pytest.mark.parametrize("overrides,named", BAD, ids=[" ".join(o) for o, _ in BAD])
+def test_a_bad_value_is_one_sentence_and_writes_nothing(tmp_path, monkeypatch, capsys, overrides, named):
+    run = tmp_path / "run"
+    status, out = run_main(monkeypatch, capsys, TINY + list(overrides) + [f"hydra.run.dir={run}"])
+    assert_one_sentence(status, out, "infobatch-run", named)
+    assert not run.exists(), "a refused config must not create its run folder"
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=[f.__name__ for f in FAULTS])
+def test_a_fault_is_one_sentence_and_loses_nothing(tmp_path, monkeypatch, capsys, finished_run, fault):
+    args, named = fault(tmp_path, finished_run, monkeypatch)
+    before = snapshot(tmp_path)
+    status, out = run_main(monkeypatch, capsys, args)
+    monkeypatch.undo()  # the fault's patches (open, torch.save) end here, before the files are read back
+    assert_one_sentence(status, out, "infobatch-run", named)
+    unchanged(before, snapshot(tmp_path))
+    assert not list(tmp_path.rglob("*.tmp")), "no temporary file is left behind"
+
+
+def _report_case(tmp: Path, finished: Path, summary_edit) -> list[str]:
+    run = _copy_run(tmp, finished)
+    summary = json.loads((run / "summary.json").read_text())
+    summary_edit(summary)
+    (run / "summary.json").write_text(json.dumps(summary))
+    return [str(tmp)]
+
+
+REPORT_FAULTS = [
+    ("null accuracy", lambda t, f: _report_case(t, f, lambda s: s.update({"final/test_acc": None})), "final/test_acc"),
+    ("string accuracy", lambda t, f: _report_case(t, f, lambda s: s.update({"final/test_acc": "0.9"})),
+     "final/test_acc"),
+    ("NaN accuracy", lambda t, f: _report_case(t, f, lambda s: s.update({"final/test_acc": float("nan")})),
+     "final/test_acc"),
+    ("negative cost", lambda t, f: _report_case(t, f, lambda s: s.update({"time_cost_s": -1})), "time_cost_s"),
+    ("folder that does not exist", lambda t, f: [str(t / "nowhere")], "nowhere"),
+    ("folder without runs", lambda t, f: [str(t)], "no readable run folders"),
+    ("out folder under a file", lambda t, f: [str(_copy_run(t, f)), "--out", str(_a_file(t) / "report")],
+     "cannot write the report"),
+    ("negative tolerance", lambda t, f: [str(_copy_run(t, f)), "--tolerance", "-0.1"], "--tolerance"),
+]
+
+
+def _a_file(tmp: Path) -> Path:
+    (tmp / "afile").write_text("x\n")
+    return tmp / "afile"
+
+
+@pytest.mark.parametrize("case", REPORT_FAULTS, ids=[c[0] for c in REPORT_FAULTS])
+def test_a_bad_report_input_is_one_sentence_and_loses_nothing(tmp_path, capsys, finished_run, case):
+    from infobatch_runner import report
+
+    _, arrange, named = case
+    args = arrange(tmp_path, finished_run)
+    before = snapshot(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        report.main(args)
+    captured = capsys.readouterr()
+    assert_one_sentence(exit_.value.code, captured.out + captured.err, "infobatch-report", named)
+    unchanged(before, snapshot(tmp_path))
+
+
+def test_the_table_is_as_long_as_promised():
+    assert len(BAD) + len(FAULTS) + len(REPORT_FAULTS) >= 60
