@@ -86,6 +86,7 @@ def main() -> None:
     from infobatch_runner.hostmem import keep_freed_memory
 
     keep_freed_memory()
+    logging.raiseExceptions = False  # a log file on a full disk must not print a traceback per record
     user_setting = os.environ.get("HYDRA_FULL_ERROR")
     full_errors = bool(user_setting)  # the user asked for tracebacks
     try:

@@ -301,7 +301,17 @@ def disk_full_for_metrics(tmp, finished, mp):
     return TINY + [f"hydra.run.dir={tmp / 'run'}"], "metrics.csv"
 
 
-FAULTS = [
+def disk_full_from_the_start(tmp, finished, mp):
+    import hydra.core.utils
+
+    def full(cfg, filename, output_dir):  # Hydra's first write into the run folder: its .hydra record
+        raise OSError(28, "No space left on device", str(output_dir / filename))
+
+    mp.setattr(hydra.core.utils, "_save_config", full)
+    return TINY + [f"hydra.run.dir={tmp / 'run'}"], "No space left on device"
+
+
+FAULTS = [disk_full_from_the_start, 
     fresh_run_into_a_finished_folder, resume_with_another_config, fresh_run_into_results_without_checkpoints,
     resume_of_results_without_checkpoints, resume_from_a_truncated_checkpoint, resume_from_a_checkpoint_of_another_tool,
     resume_with_a_garbage_metrics_row, resume_with_foreign_metrics_columns, run_folder_under_a_file,
