@@ -78,6 +78,13 @@ def job_failed(run_dir: Path, exc: BaseException, overrides: list[str]) -> None:
     return None
 
 
+def torchrun_device(preflight) -> str:
+    """trainer.device as composed from the command line: under torchrun it decides the backend
+    (NCCL on GPUs, gloo on CPUs) before any rank talks to another."""
+    launch = preflight.inspect(sys.argv[1:])
+    return str(launch.jobs[0].cfg.trainer.device) if launch is not None and launch.jobs else "auto"
+
+
 def main() -> None:
     from infobatch_runner import folders, preflight
     from infobatch_runner.callbacks import SweepReport
@@ -91,7 +98,7 @@ def main() -> None:
     full_errors = bool(user_setting)  # the user asked for tracebacks
     try:
         check_group_choices(sys.argv[1:])
-        world = world_from_env()
+        world = world_from_env(torchrun_device(preflight) if os.environ.get("WORLD_SIZE", "1") != "1" else "auto")
         sys.argv += agreed_overrides(world, sys.argv[1:])  # under torchrun: one run folder
         launch = preflight.inspect(sys.argv[1:])
         if launch is not None:

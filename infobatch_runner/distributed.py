@@ -35,15 +35,45 @@ class World:
 SINGLE = World(0, 1, 0)
 
 
-def world_from_env() -> World:
-    """The torchrun world (WORLD_SIZE > 1), its process group initialised; else a single process."""
+def uses_cuda(device: str) -> bool:
+    """Whether trainer.device (auto | cpu | cuda | cuda:N) will train on a GPU here."""
+    return device != "cpu" and torch.cuda.is_available()
+
+
+def world_from_env(device: str = "auto") -> World:
+    """The torchrun world (WORLD_SIZE > 1), its process group initialised; else a single process.
+
+    The first call decides the backend from trainer.device: NCCL when the ranks train on GPUs, each
+    bound to its LOCAL_RANK's GPU before NCCL starts (else every rank would talk from cuda:0);
+    gloo on CPUs, trainer.device=cpu included. Later calls return the initialised world."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
         return SINGLE
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
-    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+        if uses_cuda(device):
+            gpu = torch.device("cuda", local_rank)
+            torch.cuda.set_device(gpu)
+            dist.init_process_group("nccl", device_id=gpu)
+        else:
+            dist.init_process_group("gloo")
+    return World(dist.get_rank(), dist.get_world_size(), local_rank)
+
+
+def augment_seed(seed: int, world: World) -> int:
+    """The seed of a rank's augmentation stream: the run seed on rank 0 (a single process is rank
+    0), another stream on every other rank, so that ranks do not crop and flip alike."""
+    return seed if world.rank == 0 else seed + 1_000_003 * world.rank
+
+
+def any_rank(flag: bool, world: World, device: torch.device) -> bool:
+    """True on every rank when `flag` is true on any (ranks must agree to skip a batch: a rank that
+    skipped a backward would leave the others waiting in its gradient all-reduce)."""
+    if world.size == 1:
+        return flag
+    t = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
 
 
 def agreed_overrides(world: World, args: list[str]) -> list[str]:
@@ -91,7 +121,18 @@ class Observations:
         self.indices, self.losses = [], []
         if world.size > 1:
             indices, losses = _gather(indices, world), _gather(losses, world)
-        strategy.observe(indices, losses)
+        strategy.observe(*first_occurrences(indices, losses, strategy.num_samples))
+
+
+def first_occurrences(indices: torch.Tensor, losses: torch.Tensor, num_samples: int):
+    """Each index once, with the loss of its first occurrence (in rank order). The padding of the
+    shards trains a few samples twice; scattering duplicates (index_copy_) is nondeterministic on
+    CUDA, and ranks whose strategy states drift apart would plan different epochs."""
+    position = torch.arange(indices.shape[0], device=indices.device)
+    first = torch.full((num_samples,), indices.shape[0], dtype=torch.long, device=indices.device)
+    first.scatter_reduce_(0, indices, position, reduce="amin")
+    keep = first.index_select(0, indices) == position
+    return indices[keep], losses[keep]
 
 
 def _gather(t: torch.Tensor, world: World) -> torch.Tensor:

@@ -104,9 +104,12 @@ def _cpu_augmentation(size: int, crop_padding: int, flip: bool):
 
 
 def build_data(ds: DictConfig, batch_size: int, eval_batch_size: int, num_workers: int,
-               device: torch.device, channels_last: bool, seed: int, loader: str = "auto") -> DataBundle:
+               device: torch.device, channels_last: bool, seed: int, loader: str = "auto",
+               augment_seed: int | None = None) -> DataBundle:
     """loader: auto (on the device for datasets that fit, a DataLoader for image folders), device,
-    or dataloader (worker processes and CPU augmentation, also for in-memory datasets)."""
+    or dataloader (worker processes and CPU augmentation, also for in-memory datasets).
+    `seed` makes synthetic data; `augment_seed` (default: seed) seeds the training augmentation."""
+    augment_seed = seed if augment_seed is None else augment_seed
     normalize = Normalize(ds.mean, ds.std, ds.channels, device, channels_last)
     arrays = _in_memory(ds, seed)
     if arrays is not None:
@@ -115,7 +118,7 @@ def build_data(ds: DictConfig, batch_size: int, eval_batch_size: int, num_worker
         train, test = arrays
         augment = _cpu_augmentation(train.images.shape[-1], ds.augment.crop_padding, ds.augment.flip)
         return DataBundle(
-            train=StreamLoader(ArrayImages(train, augment), batch_size, device, normalize, num_workers),
+            train=StreamLoader(ArrayImages(train, augment), batch_size, device, normalize, num_workers, augment_seed),
             train_eval=StreamLoader(ArrayImages(train), eval_batch_size, device, normalize, num_workers),
             test=StreamLoader(ArrayImages(test), eval_batch_size, device, normalize, num_workers),
             num_classes=num_classes,
@@ -124,7 +127,8 @@ def build_data(ds: DictConfig, batch_size: int, eval_batch_size: int, num_worker
         )
     if arrays is not None:
         train, test = arrays
-        train_loader = DeviceLoader(train, batch_size, device, normalize, ds.augment.crop_padding, ds.augment.flip, seed)
+        train_loader = DeviceLoader(train, batch_size, device, normalize, ds.augment.crop_padding, ds.augment.flip,
+                                   augment_seed)
         same_images = ImageArrays(train_loader.images, train_loader.labels)  # already on the device: no copy
         return DataBundle(
             train=train_loader,
@@ -139,7 +143,7 @@ def build_data(ds: DictConfig, batch_size: int, eval_batch_size: int, num_worker
     )
     num_classes = _check_folders(ds, train_set, num_classes)
     return DataBundle(
-        train=StreamLoader(train_set, batch_size, device, normalize, num_workers),
+        train=StreamLoader(train_set, batch_size, device, normalize, num_workers, augment_seed),
         train_eval=StreamLoader(train_eval_set, eval_batch_size, device, normalize, num_workers),
         test=StreamLoader(test_set, eval_batch_size, device, normalize, num_workers),
         num_classes=num_classes,

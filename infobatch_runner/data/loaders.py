@@ -134,18 +134,24 @@ class PlanBatchSampler(Sampler):
 
 
 class StreamLoader:
-    def __init__(self, dataset, batch_size: int, device: torch.device, normalize: Normalize, num_workers: int):
+    def __init__(self, dataset, batch_size: int, device: torch.device, normalize: Normalize, num_workers: int,
+                 seed: int | None = None):
+        """`seed` (training loaders): the generator the workers' seeds are drawn from, so that the
+        augmentation stream is the run's (and each rank's own) rather than the global RNG's."""
         self.dataset = dataset
         self.batch_size = batch_size
         self.device = device
         self.normalize = normalize
         self.sampler = PlanBatchSampler(batch_size)
+        if seed is not None:
+            self.gen = torch.Generator().manual_seed(seed)
         self.loader = DataLoader(
             dataset,
             batch_sampler=self.sampler,
             num_workers=num_workers,
             pin_memory=device.type == "cuda",
             persistent_workers=num_workers > 0,
+            generator=getattr(self, "gen", None),
         )
 
     def __len__(self) -> int:
