@@ -196,6 +196,8 @@ def build_trackers(cfg, run_dir: Path, config: dict, resume_from_epoch: int = 0,
     trackers: list = [LocalTracker(run_dir, resume_from_epoch)]
     if cfg.logger.name == "wandb" and cfg.logger.mode != "disabled":
         ratio = "" if cfg.prune.name == "full" else f"-r{cfg.prune.ratio:g}"
+        if cfg.prune.get("target_saving") is not None:
+            ratio = f"-t{cfg.prune.target_saving:g}"  # budget mode: the target, not the ignored ratio
         name = f"{cfg.prune.name}{ratio}-s{cfg.seed}"
         model = cfg.model.arch if cfg.model.name == "timm" else cfg.model.name
         group = cfg.logger.group or f"{cfg.dataset.name}-{model}"

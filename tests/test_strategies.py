@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from infobatch_runner.data.loaders import Batch
+from infobatch_runner.errors import UserError
 from infobatch_runner.pruning import STRATEGIES
 from infobatch_runner.pruning.bandit import UCB, EpsilonGreedy
 from infobatch_runner.pruning.infobatch import InfoBatch
@@ -54,11 +55,39 @@ def test_infobatch_budget_mode_realises_the_target(target):
     assert 1 - trained / (epochs * N) == pytest.approx(target, abs=0.02)
 
 
-def test_infobatch_budget_mode_caps_the_ratio():
-    s = InfoBatch(N, 4, 0, target_saving=0.9, max_ratio=0.5)
+def test_infobatch_budget_mode_caps_the_ratio_and_widens_the_candidates_instead():
+    # 8 epochs, delta 0.875: 6 pruned epochs; target 0.35 needs ~47% of the data skipped per pruned
+    # epoch, more than max_ratio 0.6 of the ~63% of exponential losses below their mean allows.
+    s = InfoBatch(N, 8, 0, target_saving=0.35, max_ratio=0.6)
     s.observe(torch.arange(N), exponential_losses())
+    below_mean = int(s.candidates().sum())
     plan = s.plan(1)
-    assert plan.weights.max().item() == pytest.approx(2.0)  # 1 / (1 - 0.5): never more than max_ratio
+    skipped = N - len(plan)
+    assert skipped == round(0.35 * 8 * N / 6)
+    assert skipped > 0.6 * below_mean, "more than max_ratio of the below-mean samples: the set widened"
+    assert plan.weights.max().item() <= 1 / (1 - 0.6) + 1e-6, "weights stay bounded by max_ratio"
+    kept_weights = plan.weights[plan.weights > 1]
+    assert kept_weights.sum().item() == pytest.approx(kept_weights.numel() + skipped, rel=1e-4), "unbiased"
+
+
+def test_infobatch_budget_out_of_reach_is_refused_naming_what_can_be_reached():
+    with pytest.raises(UserError, match=r"target_saving=0.4 cannot be reached: .* at most 0.375"):
+        InfoBatch(N, 8, 0, target_saving=0.4, max_ratio=0.5)
+    InfoBatch(N, 8, 0, target_saving=0.4, max_ratio=0.6)  # 6 x 0.6 / 8 = 0.45: reachable
+
+
+@pytest.mark.parametrize("target", [0.2, 0.3, 0.4])
+def test_infobatch_budget_mode_lands_on_the_target_in_a_short_run(target):
+    epochs = 8
+    s = InfoBatch(N, epochs, 0, target_saving=target)
+    g = torch.Generator().manual_seed(2)
+    trained = 0
+    for e in range(epochs):
+        plan = s.plan(e)
+        trained += len(plan)
+        assert plan.weights.max().item() <= 2.5 + 1e-6
+        s.observe(plan.indices, torch.empty(len(plan)).exponential_(generator=g))
+    assert 1 - trained / (epochs * N) == pytest.approx(target, abs=0.005)
 
 
 def test_epsilon_greedy_keeps_the_top_and_explores_the_rest():

@@ -1,6 +1,7 @@
 import torch
 
 from infobatch_runner.pruning.base import Plan, Strategy, check_range, first_full_epoch, floor_count
+from infobatch_runner.pruning.budget import SkipBudget
 
 
 class InfoBatch(Strategy):
@@ -13,9 +14,11 @@ class InfoBatch(Strategy):
     weight 1. From epoch ceil(delta * epochs) on (annealing): all samples, weight exactly 1.
     The score is the latest per-sample loss, or its moving average when score_momentum > 0.
 
-    Budget mode (`target_saving` in (0, 1)): `ratio` is ignored; each pruned epoch takes
-    r_e = (samples still to skip / pruned epochs left) / n_candidates, capped at `max_ratio`,
-    so that the saving realised over all epochs lands on the target when the candidates allow.
+    Budget mode (`target_saving` in (0, 1), budget.py): `ratio` is ignored; each pruned epoch
+    skips (samples still to skip / pruned epochs left), drawn uniformly from the candidates, whose
+    kept share gets weight n_candidates / n_kept. The share r_e skipped never exceeds `max_ratio`
+    (default 0.6: weights at most 2.5); when the samples below the mean are too few, the candidates
+    widen to the lowest-scored seen samples. A target out of reach is refused before training.
 
     Cost: one scatter per batch in observe; per epoch one mean, one permutation, a cumulative sum
     and two masked selections on the device, and one host read of the candidate count. Unlike the published code, the plan is fresh each epoch (no stale weights in
@@ -26,7 +29,7 @@ class InfoBatch(Strategy):
     name = "infobatch"
 
     def __init__(self, num_samples, epochs, seed, device="cpu", ratio: float = 0.5, delta: float = 0.875,
-                 score_momentum: float = 0.0, target_saving: float | None = None, max_ratio: float = 0.9):
+                 score_momentum: float = 0.0, target_saving: float | None = None, max_ratio: float = 0.6):
         self.ratio = check_range("ratio", ratio, 0.0, 1.0, high_open=True)
         self.target = None if target_saving is None else check_range("target_saving", target_saving, 0.0, 1.0, True, True)
         self.max_ratio = check_range("max_ratio", max_ratio, 0.0, 1.0, low_open=True, high_open=True)
@@ -37,6 +40,10 @@ class InfoBatch(Strategy):
         self.score = torch.zeros(num_samples, dtype=torch.float32, device=self.device)
         self.seen = torch.zeros(num_samples, dtype=torch.bool, device=self.device)
         self.skipped = 0  # samples left out so far, what budget mode steers
+        self.budget = None
+        if self.target is not None:
+            self.budget = SkipBudget(self.target, self.max_ratio, epochs, num_samples, self.anneal_from)
+            self.budget.check(self.delta)
 
     def observe(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
         losses = losses.detach().float()
@@ -62,8 +69,12 @@ class InfoBatch(Strategy):
             return self.full_plan()
         mask = self.candidates()
         n_candidates = int(mask.sum())  # a host read, once per epoch
-        ratio = self.epoch_ratio(epoch, n_candidates)
-        n_keep = floor_count((1 - ratio) * n_candidates)
+        if self.budget is None:
+            n_keep = floor_count((1 - self.ratio) * n_candidates)
+            weight = 1.0 / (1.0 - self.ratio)
+        else:
+            mask, n_candidates, n_keep = self.budget_epoch(epoch, mask, n_candidates)
+            weight = n_candidates / n_keep if n_keep else 1.0
         # One permutation does both jobs: the first n_keep candidates in a uniformly random order are
         # a uniformly random subset of exactly n_keep, and the order itself is the epoch's shuffle.
         perm = self.randperm(self.num_samples)
@@ -72,19 +83,21 @@ class InfoBatch(Strategy):
         # One masked selection for both: each index carries its candidate flag in its lowest bit.
         kept = torch.masked_select(perm * 2 + candidate, keep)
         indices = kept >> 1
-        weights = (kept & 1).float().mul_(1.0 / (1.0 - ratio) - 1.0).add_(1.0)
+        weights = (kept & 1).float().mul_(weight - 1.0).add_(1.0)
         self.skipped += self.num_samples - indices.shape[0]
         return Plan(indices, weights)
 
-    def epoch_ratio(self, epoch: int, n_candidates: int) -> float:
-        """The fixed ratio, or in budget mode the share of candidates to skip this epoch."""
-        if self.target is None:
-            return self.ratio
-        if n_candidates == 0:
-            return 0.0
-        still_to_skip = self.target * self.epochs * self.num_samples - self.skipped
-        per_epoch = still_to_skip / (self.anneal_from - epoch)
-        return min(max(per_epoch / n_candidates, 0.0), self.max_ratio)
+    def budget_epoch(self, epoch: int, below_mean: torch.Tensor, n_below: int) -> tuple[torch.Tensor, int, int]:
+        """Budget mode's (candidates, their number, how many of them to keep) for this epoch."""
+        n_seen = int(self.seen.sum())
+        skip = self.budget.to_skip(epoch, self.skipped) if n_seen else 0
+        wanted = min(self.budget.candidates_needed(skip, n_below), n_seen)
+        mask = below_mean
+        if wanted > n_below:  # too few below the mean: the `wanted` lowest-scored seen samples
+            lowest = self.top_k(torch.where(self.seen, -self.score, -torch.inf), wanted)
+            mask = torch.zeros_like(self.seen).index_fill_(0, lowest, True)
+        skip = min(skip, floor_count(self.max_ratio * wanted))
+        return mask, wanted, wanted - skip
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "score": self.score.clone(), "seen": self.seen.clone(), "skipped": self.skipped}
