@@ -35,8 +35,9 @@ def fail(message: str, status: int = 2):
 
 @hydra.main(version_base="1.3", config_path="pkg://infobatch_runner.conf", config_name="config")
 def run(cfg: DictConfig) -> float | None:
-    from infobatch_runner import folders
+    from infobatch_runner import folders, sweep_jobs
     from infobatch_runner.distributed import world_from_env
+    from infobatch_runner.pruning import ignored_params
     from infobatch_runner.train import closing_line, train
     from infobatch_runner.validate import validate
 
@@ -48,6 +49,13 @@ def run(cfg: DictConfig) -> float | None:
             folders.hold(run_dir, "hydra.sweep.dir")
             (run_dir / FAILED).unlink(missing_ok=True)  # a failed job that is run again
         validate(cfg)
+        twin = sweep_jobs.finished_twin(cfg, run_dir, Path(hydra_cfg.sweep.dir)) if multirun else None
+        if twin is not None:
+            sweep_jobs.record_twin(run_dir, twin)
+            ignored = ", ".join(f"prune.{k}" for k in sorted(ignored_params(cfg.prune))) or "nothing"
+            print(f"{PROG}: job {run_dir.name} makes the same run as {twin.name} (prune={cfg.prune.name} ignores "
+                  f"{ignored}): skipped, its results are {twin.name}'s.", flush=True)
+            return json.loads((twin / "summary.json").read_text())["final/test_acc"]
         summary = train(cfg, run_dir, Path(hydra_cfg.sweep.dir) if multirun else None)
     except UserError as exc:
         if not multirun:

@@ -119,3 +119,28 @@ def test_a_fresh_sweep_into_a_used_sweep_folder_is_refused(tmp_path, monkeypatch
                                                  f"hydra.sweep.dir={sweep}"])
     refused(status, out, "already holds a sweep")
     assert snapshot(sweep) == before
+
+
+def test_a_sweep_runs_each_baseline_once_per_setting_and_seed(tmp_path, monkeypatch, capsys):
+    sweep = tmp_path / "sweep"
+    status, out = run_main(monkeypatch, capsys, ["-m", "prune=full,infobatch", "prune.ratio=0.3,0.5", *TINY,
+                                                 "trainer.epochs=1", f"hydra.sweep.dir={sweep}"])
+    assert status == 0, out
+    assert "job 1_full makes the same run as 0_full (prune=full ignores prune.ratio): skipped" in out
+    assert json.loads((sweep / "1_full" / "same_as.json").read_text()) == {"same_as": "0_full"}
+    assert not (sweep / "1_full" / "summary.json").exists() and (sweep / "3_infobatch" / "summary.json").exists()
+    rows = {r.split()[0]: r for r in out.splitlines() if r.startswith(("full ", "infobatch "))}
+    assert rows["full"].split()[1] == "1", "one baseline run, not one per ratio"
+
+
+def test_budget_mode_jobs_differing_only_in_the_ignored_ratio_run_once(tmp_path):
+    from omegaconf import OmegaConf
+
+    from infobatch_runner.sweep_jobs import what_runs
+
+    base = OmegaConf.create({"seed": 0, "resume": None, "prune": {"name": "infobatch", "ratio": 0.5, "target_saving": 0.3}})
+    other = OmegaConf.merge(base, {"prune": {"ratio": 0.7}, "resume": "auto"})
+    assert what_runs(base) == what_runs(other)
+    assert what_runs(base) != what_runs(OmegaConf.merge(base, {"prune": {"target_saving": 0.2}}))
+    fixed = OmegaConf.merge(base, {"prune": {"target_saving": None}})
+    assert what_runs(fixed) != what_runs(OmegaConf.merge(fixed, {"prune": {"ratio": 0.7}}))

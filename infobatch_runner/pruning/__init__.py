@@ -35,6 +35,14 @@ def build_strategy(cfg, num_samples: int, epochs: int, seed: int, device: torch.
     return cls(num_samples, epochs, seed, device, **params)
 
 
+def ignored_params(cfg) -> set[str]:
+    """The prune keys a config carries but its strategy ignores: prune=full takes a ratio only so that
+    `-m prune=full,infobatch prune.ratio=...` composes, and budget mode replaces InfoBatch's ratio."""
+    if cfg.name == "full" or (cfg.name == "infobatch" and cfg.get("target_saving") is not None):
+        return {"ratio"}
+    return set()
+
+
 def check_budget(strategy: Strategy) -> None:
     """A kept budget of 0 trains nothing and would report a 100% saving: refuse it, with the real N."""
     k = strategy.kept_budget()
@@ -44,4 +52,4 @@ def check_budget(strategy: Strategy) -> None:
                         "training samples; lower prune.ratio or train on more samples.")
 
 
-__all__ = ["Plan", "Strategy", "StaticStrategy", "STRATEGIES", "build_strategy", "check_budget"]
+__all__ = ["Plan", "Strategy", "StaticStrategy", "STRATEGIES", "build_strategy", "check_budget", "ignored_params"]
