@@ -1,0 +1,325 @@
+"""The library API (infobatch_runner.library) and the Lightning callback: in a user's own loop they
+train exactly the plans the runner's strategy makes from the same losses, len(loader) is each
+epoch's before it starts, the loss is mean(w * loss), shards are equal, state round-trips."""
+
+import io
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from infobatch_runner.data.idx import load_fashion_mnist
+from infobatch_runner.data.loaders import batch_starts
+from infobatch_runner.distributed import World, shard
+from infobatch_runner.library import IndexedDataset, PrunedBatchSampler, Pruner
+from infobatch_runner.pruning import build_strategy
+
+ROOT = Path(__file__).resolve().parents[1]
+MARKER = "<!-- library-example -->"
+N, EPOCHS, BATCH = 1001, 4, 32
+
+
+def example_code() -> str:
+    """The plain-PyTorch example of the README: the test runs the very code users read."""
+    text = (ROOT / "README.md").read_text()
+    assert MARKER in text, f"no {MARKER} block in README.md"
+    return re.search(r"```python\n(.*?)```", text.split(MARKER, 1)[1], re.S).group(1)
+
+
+def losses_for(idx, epoch):
+    return ((idx.float() * 0.37 + epoch).sin() + 1.5).float()
+
+
+class Recorder:
+    """Spies on every Pruner: each new plan, and each loss() call with its losses and result."""
+
+    def __init__(self, monkeypatch):
+        self.plans: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+        self.batches: list[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = []
+        set_epoch, loss = Pruner.set_epoch, Pruner.loss
+
+        def spy_set_epoch(pruner, epoch):
+            before = pruner.plan
+            set_epoch(pruner, epoch)
+            if pruner.plan is not before:
+                self.plans.append((epoch, pruner.plan.indices.clone(), pruner.plan.weights.clone()))
+                self.batches.append([])
+
+        def spy_loss(pruner, losses, indices):
+            out = loss(pruner, losses, indices)
+            self.batches[-1].append((torch.as_tensor(indices).clone(), losses.detach().clone(), out.detach().clone()))
+            return out
+
+        monkeypatch.setattr(Pruner, "set_epoch", spy_set_epoch)
+        monkeypatch.setattr(Pruner, "loss", spy_loss)
+
+    def check_against_runner(self, prune_cfg, num_samples, epochs, seed):
+        """Replay the recorded losses into a fresh runner strategy: it must plan every epoch exactly as
+        the library did, and each returned loss must be mean(w * loss) with the plan's weights."""
+        assert [e for e, *_ in self.plans] == list(range(epochs))
+        runner = build_strategy(prune_cfg, num_samples, epochs, seed)
+        for (epoch, indices, weights), batches in zip(self.plans, self.batches):
+            plan = runner.plan(epoch)
+            assert torch.equal(plan.indices, indices) and torch.equal(plan.weights, weights), f"epoch {epoch}"
+            weight_of = dict(zip(indices.tolist(), weights.tolist()))
+            for idx, losses, out in batches:
+                w = torch.tensor([weight_of[i] for i in idx.tolist()])
+                assert torch.equal(out, (w * losses.float()).mean()), "mean(w * loss), not divided by sum(w)"
+                runner.observe(idx, losses.float())
+
+
+def fashion_subset(n: int) -> TensorDataset:
+    train, _ = load_fashion_mnist(None, False)
+    return TensorDataset(train.images[:n].float() / 255, train.labels[:n])
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_readme_example_trains_the_runners_plans(workers, monkeypatch, tmp_path, capsys, compose_cfg):
+    code = example_code()
+    assert code.count("num_workers=0") == 1 and len(code.strip().splitlines()) <= 25
+    rec = Recorder(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code.replace("num_workers=0", f"num_workers={workers}"), "library-example", "exec"), {})
+
+    printed = [int(n) for n in re.findall(r"epoch \d+: (\d+) batches", capsys.readouterr().out)]
+    assert printed == [len(b) for b in rec.batches], "len(loader) before each epoch = the batches it yielded"
+    for _, indices, _ in rec.plans[1:]:
+        assert len(indices) < 2000, "epochs 1 and 2 are pruned"
+    for (_, indices, _), batches in zip(rec.plans, rec.batches):
+        assert torch.equal(torch.cat([idx for idx, *_ in batches]), indices), "the loader walked the plan"
+    prune = compose_cfg(["prune=infobatch"]).prune
+    assert (prune.ratio, prune.delta) == (0.5, 0.875), "the example's parameters are the runner's defaults"
+    rec.check_against_runner(prune, 2000, 3, seed=0)
+    assert torch.load(tmp_path / "checkpoint.pt")["pruner"]["epoch"] == 2
+
+
+def test_lightning_callback_trains_the_runners_plans(monkeypatch, tmp_path, compose_cfg):
+    L = pytest.importorskip("lightning.pytorch")
+    from infobatch_runner.lightning import InfoBatchCallback
+
+    data = fashion_subset(2000)
+    rec = Recorder(monkeypatch)
+
+    class Net(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 64), torch.nn.ReLU(),
+                                           torch.nn.Linear(64, 10))
+
+        def train_dataloader(self):
+            return DataLoader(IndexedDataset(data), batch_sampler=self.pruner.batch_sampler(128))
+
+        def training_step(self, batch, batch_idx):
+            x, y, idx = batch
+            return self.pruner.loss(F.cross_entropy(self.net(x), y, reduction="none"), idx)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    class Counter(L.Callback):
+        def __init__(self):
+            self.lengths, self.limits, self.trained = [], [], []
+
+        def on_train_epoch_start(self, trainer, module):
+            self.lengths.append(len(trainer.train_dataloader))
+            self.limits.append(trainer.num_training_batches)
+            self.trained.append(0)
+
+        def on_train_batch_end(self, trainer, module, *args):
+            self.trained[-1] += 1
+
+    counter = Counter()
+    trainer = L.Trainer(max_epochs=3, limit_train_batches=0.75, accelerator="cpu", logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=tmp_path,
+                        callbacks=[InfoBatchCallback("infobatch", 2000, seed=0, ratio=0.5, delta=0.875), counter])
+    trainer.fit(Net())
+
+    planned = [len(batch_starts(len(indices), 128)) for _, indices, _ in rec.plans]
+    assert counter.lengths == planned and planned[1] < planned[0], "Lightning measured each epoch's own plan"
+    assert counter.limits == counter.trained == [int(0.75 * n) for n in planned]
+    rec.check_against_runner(compose_cfg(["prune=infobatch"]).prune, 2000, 3, seed=0)
+
+
+def test_lightning_resumed_from_a_checkpoint_plans_as_the_uninterrupted_run(monkeypatch, tmp_path):
+    L = pytest.importorskip("lightning.pytorch")
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from infobatch_runner.lightning import InfoBatchCallback
+
+    data = fashion_subset(600)
+    rec = Recorder(monkeypatch)
+
+    class Net(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+
+        def train_dataloader(self):
+            return DataLoader(IndexedDataset(data), batch_sampler=self.pruner.batch_sampler(64))
+
+        def val_dataloader(self):
+            return DataLoader(data, batch_size=300)
+
+        def training_step(self, batch, batch_idx):
+            x, y, idx = batch
+            return self.pruner.loss(F.cross_entropy(self.net(x), y, reduction="none"), idx)
+
+        def validation_step(self, batch, batch_idx):
+            self.log("val_loss", F.cross_entropy(self.net(batch[0]), batch[1]))
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    def fit(max_epochs, folder, ckpt=None):
+        callbacks = [InfoBatchCallback("infobatch", 600, 4, seed=0, delta=0.75),
+                     ModelCheckpoint(dirpath=folder, monitor="val_loss", save_last=True)]  # saved at validation end
+        L.Trainer(max_epochs=max_epochs, accelerator="cpu", logger=False, enable_progress_bar=False,
+                  enable_model_summary=False, num_sanity_val_steps=0, callbacks=callbacks).fit(Net(), ckpt_path=ckpt)
+        plans = {e: indices for e, indices, _ in rec.plans}
+        rec.plans.clear()
+        return plans
+
+    whole = fit(4, tmp_path / "a")
+    first = fit(2, tmp_path / "b")
+    second = fit(4, tmp_path / "b", tmp_path / "b" / "last.ckpt")
+    assert sorted(first) == [0, 1] and sorted(second) == [2, 3], "no plan for an epoch that is not trained"
+    assert all(torch.equal(whole[e], {**first, **second}[e]) for e in range(4))
+    assert len(whole[1]) < 600
+
+
+def test_two_replicas_take_equal_shards_that_cover_the_plan():
+    pruners = [Pruner("random_dynamic", N, EPOCHS, seed=0, ratio=0.3, num_replicas=2, rank=r) for r in (0, 1)]
+    samplers = [PrunedBatchSampler(p, BATCH) for p in pruners]
+    for s in samplers:
+        s.set_epoch(0)
+    plan = pruners[0].plan
+    assert len(plan) == 701 and torch.equal(plan.indices, pruners[1].plan.indices), "one plan, from one seed"
+    assert len(samplers[0]) == len(samplers[1])
+    walked = [sum(list(s), []) for s in samplers]
+    assert len(walked[0]) == len(walked[1]) == 351, "equal shards: the plan padded by its head"
+    assert set(walked[0]) | set(walked[1]) == set(plan.indices.tolist())
+    for r in (0, 1):
+        assert walked[r] == shard(plan, World(r, 2, r)).indices.tolist()
+
+    idx = torch.tensor(walked[0][:2])
+    pruners[0].loss(torch.ones(2), idx)
+    with pytest.raises(RuntimeError, match="end_epoch"):
+        pruners[0].state_dict()
+    with pytest.raises(RuntimeError, match="init_process_group"):
+        pruners[0].set_epoch(1)
+
+
+def library_rank_main(rank, store, out):
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    pruner = Pruner("infobatch", N, EPOCHS, seed=0, delta=0.75)  # the world is read from torch.distributed
+    sampler = pruner.batch_sampler(BATCH)
+    plans = []
+    for e in range(EPOCHS):
+        sampler.set_epoch(e)
+        plans.append(pruner.plan.indices.clone())
+        for batch in sampler:
+            idx = torch.tensor(batch)
+            pruner.loss(losses_for(idx, e), idx)
+    pruner.end_epoch()
+    torch.save({"plans": plans, "state": pruner.state_dict(), "world": (pruner.world.rank, pruner.world.size)},
+               out / f"rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_two_gloo_ranks_merge_once_per_epoch_and_plan_as_one_process(tmp_path):
+    mp.spawn(library_rank_main, args=(str(tmp_path / "store"), tmp_path), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert (r0["world"], r1["world"]) == ((0, 2), (1, 2))
+    single = Pruner("infobatch", N, EPOCHS, seed=0, delta=0.75)
+    for e in range(EPOCHS):
+        single.set_epoch(e)
+        assert torch.equal(single.plan.indices, r0["plans"][e]) and torch.equal(r0["plans"][e], r1["plans"][e])
+        single.loss(losses_for(single.plan.indices, e), single.plan.indices)
+    assert len(r0["plans"][1]) < N
+    for key in ("score", "seen"):
+        assert torch.equal(r0["state"]["strategy"][key], r1["state"]["strategy"][key])
+        assert torch.equal(r0["state"]["strategy"][key], single.strategy.state_dict()[key])
+
+
+@pytest.mark.parametrize("name, params", [("infobatch", {"delta": 0.75}), ("epsilon_greedy", {}), ("ucb", {}),
+                                          ("random_dynamic", {"ratio": 0.3, "interval": 2})])
+def test_state_round_trip_mid_epoch_continues_identically(name, params):
+    def run(stop_at=None):
+        pruner = Pruner(name, N, EPOCHS, seed=1, **params)
+        sampler, plans = pruner.batch_sampler(BATCH), []
+        for e in range(EPOCHS):
+            sampler.set_epoch(e)
+            plans.append((pruner.plan.indices.clone(), pruner.plan.weights.clone()))
+            batches = list(sampler)
+            for k, batch in enumerate(batches):
+                if (e, k) == stop_at:
+                    saved = io.BytesIO()
+                    torch.save(pruner.state_dict(), saved)
+                    pruner = Pruner(name, N, EPOCHS, seed=999, **params)  # everything comes from the state
+                    pruner.load_state_dict(torch.load(io.BytesIO(saved.getvalue())))
+                    sampler = pruner.batch_sampler(BATCH)
+                    assert list(sampler) == batches, "the restored epoch goes on with its plan"
+                idx = torch.tensor(batch)
+                pruner.loss(losses_for(idx, e), idx)
+        return plans
+
+    whole, resumed = run(), run(stop_at=(1, 5))
+    assert all(torch.equal(a, c) and torch.equal(b, d) for (a, b), (c, d) in zip(whole, resumed))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_losses_are_accepted(dtype):
+    pruner = Pruner("infobatch", 64, 3, seed=0)
+    pruner.set_epoch(0)
+    idx = pruner.plan.indices[:16]
+    raw = torch.linspace(0.1, 2.0, 16).to(dtype).requires_grad_()
+    loss = pruner.loss(raw, idx)
+    assert loss.dtype == torch.float32
+    assert torch.equal(loss, (pruner.weights_for(idx) * raw.float()).mean())
+    loss.backward()
+    assert raw.grad is not None and raw.grad.dtype == dtype
+    assert pruner.strategy.score.dtype == torch.float32
+    assert torch.equal(pruner.strategy.score[idx], raw.detach().float()), "observed as float32"
+
+
+def test_a_pruner_from_the_runners_prune_config_is_the_named_one(compose_cfg):
+    prune = compose_cfg(["prune=infobatch", "prune.ratio=0.3"]).prune
+    a, b = Pruner(prune, 300, 5, seed=3), Pruner("infobatch", 300, 5, seed=3, ratio=0.3)
+    for e in range(2):
+        a.set_epoch(e), b.set_epoch(e)
+        assert torch.equal(a.plan.indices, b.plan.indices)
+        idx = a.plan.indices
+        a.observe(idx, losses_for(idx, e)), b.observe(idx, losses_for(idx, e))
+    assert len(a.plan) < 300
+
+
+def test_indexed_dataset_appends_the_index_to_any_sample():
+    assert IndexedDataset([(1, 2)])[0] == (1, 2, 0)
+    assert IndexedDataset([{"x": 1}])[0] == {"x": 1, "index": 0}
+    assert IndexedDataset(["a", "b"])[1] == ("b", 1) and len(IndexedDataset(["a", "b"])) == 2
+
+
+def test_loss_refuses_a_reduced_loss():
+    pruner = Pruner("full", 10, 1)
+    with pytest.raises(ValueError, match="reduction='none'"):
+        pruner.loss(torch.tensor(1.0), torch.arange(4))
+
+
+def test_the_core_package_does_not_need_lightning():
+    code = ("import sys, infobatch_runner.library\n"
+            "assert not any(m.split('.')[0] in ('lightning', 'pytorch_lightning') for m in sys.modules)\n"
+            "sys.modules.update({'lightning': None, 'lightning.pytorch': None, 'pytorch_lightning': None})\n"
+            "try:\n    import infobatch_runner.lightning\n"
+            "except ImportError as err:\n    assert \"pip install 'infobatch-runner[lightning]'\" in str(err), err\n"
+            "else:\n    raise SystemExit('imported without lightning')")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
