@@ -1,5 +1,6 @@
-"""Checkpoints: written atomically at every epoch end, the last and the best kept, read back by
-`resume=auto` so that a killed run continues exactly where its last finished epoch left it.
+"""Checkpoints: written atomically at epoch ends (every trainer.checkpoint_every epochs and after
+the last; never with 0), the last and the best kept, read back by `resume=auto` so that a killed
+run continues exactly where its last checkpointed epoch left it.
 
 Whether a run folder may be (re)used is decided here too, before anything is written into it:
 a fresh run never goes into a folder holding results, a resume only with the config it began with.
@@ -21,19 +22,36 @@ FORMAT = 1
 LAST, BEST = "last.pt", "best.pt"
 
 
-def rng_state() -> dict:
+def rng_state(device: torch.device | None = None) -> dict:
+    """Every global RNG a run draws from: the CPU's, numpy's, Python's and, on a CUDA training
+    device, that one device's generator (never one per visible GPU: a resume where fewer GPUs are
+    visible must still find its own)."""
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": torch.cuda.get_rng_state(device) if device is not None and device.type == "cuda" else None,
         "numpy": np.random.get_state(),
         "python": random.getstate(),
     }
 
 
-def set_rng_state(state: dict) -> None:
+def cuda_state_for(saved, device: torch.device) -> torch.Tensor | None:
+    """The CUDA generator state for `device` in a checkpoint's rng["cuda"]: one tensor (this version),
+    or a list of one state per GPU that was visible (checkpoints of earlier versions): the entry of
+    this device's index where there is one, else the first; None when the run saved none."""
+    if isinstance(saved, (list, tuple)):
+        if not saved:
+            return None
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return saved[index] if index < len(saved) else saved[0]
+    return saved
+
+
+def set_rng_state(state: dict, device: torch.device | None = None) -> None:
     torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if device is not None and device.type == "cuda":
+        cuda = cuda_state_for(state.get("cuda"), device)
+        if cuda is not None:
+            torch.cuda.set_rng_state(cuda, device)
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
 
@@ -54,6 +72,12 @@ def _write_atomic(state: dict, path: Path) -> None:
             pass
         kept = f"the last good checkpoint {path} is kept" if path.exists() else "no earlier checkpoint exists"
         raise UserError(f"could not save the checkpoint {path} ({reason}); {kept}.") from None
+
+
+def due(epochs_done: int, every: int, epochs: int) -> bool:
+    """Whether the end of epoch `epochs_done` (1-based) writes a checkpoint: every `every` epochs
+    (trainer.checkpoint_every) and after the last one; never with every=0."""
+    return every > 0 and (epochs_done % every == 0 or epochs_done == epochs)
 
 
 def save(directory: Path, state: dict, is_best: bool) -> None:
@@ -92,10 +116,30 @@ def config_difference(saved: dict, current: dict, prefix: str = "") -> str | Non
     return None
 
 
+# Settings that change nothing a run computes, only how it is saved: a resume may change them.
+NOT_COMPARED = {"trainer": ("checkpoint_every",)}
+# Settings added since checkpoints were first written, with the value that does what earlier
+# versions did without them: a checkpoint that lacks one is read as having that value.
+IMPLICIT = {"trainer": {"tf32": True}}
+
+
 def resumable_config(cfg: DictConfig) -> dict:
-    """The config a checkpoint must agree with: everything but how the run is resumed and logged."""
+    """The config a checkpoint must agree with: everything but how the run is resumed, logged and
+    checkpointed."""
     plain = OmegaConf.to_container(cfg, resolve=True)
-    return {k: v for k, v in plain.items() if k not in ("resume", "logger", "hydra")}
+    kept = {k: v for k, v in plain.items() if k not in ("resume", "logger", "hydra")}
+    for group, keys in NOT_COMPARED.items():
+        if isinstance(kept.get(group), dict):
+            kept[group] = {k: v for k, v in kept[group].items() if k not in keys}
+    return kept
+
+
+def _with_implicit(saved: dict) -> dict:
+    saved = dict(saved)
+    for group, values in IMPLICIT.items():
+        if isinstance(saved.get(group), dict):
+            saved[group] = {**values, **saved[group]}
+    return saved
 
 
 def previous_state(cfg: DictConfig, run_dir: Path, before_hydra: bool = False) -> dict | None:
@@ -113,11 +157,16 @@ def previous_state(cfg: DictConfig, run_dir: Path, before_hydra: bool = False) -
     state = load(run_dir / "checkpoints")
     metrics = read_metrics(run_dir / "metrics.csv")
     if state is None:
-        if (run_dir / "summary.json").exists() or metrics:
+        # Rows of epochs up to the first checkpoint that was due (trainer.checkpoint_every; 0: never)
+        # are this run's own unfinished attempt (killed before that checkpoint was written, which
+        # follows its epoch's row): it starts afresh and rewrites them.
+        every, epochs = cfg.trainer.checkpoint_every, cfg.trainer.epochs
+        none_due = every == 0 or len(metrics) <= min(every, epochs)
+        if (run_dir / "summary.json").exists() or (metrics and not none_due):
             raise UserError(f"{run_dir} holds a run's results but no checkpoint (checkpoints/{LAST}) to resume from; "
                             f"{where}.")
         return None
-    diff = config_difference(state["config"], resumable_config(cfg))
+    diff = config_difference(_with_implicit(state["config"]), resumable_config(cfg))
     if diff:
         raise UserError(f"the checkpoint in {run_dir} was made with another config ({diff}); "
                         f"resume with the same settings or {where}.")

@@ -122,14 +122,23 @@ class EpochResult:
 
 def train_epoch(ctx: Context, net: Trainable, schedule, epoch: int, plan: Plan, desc: str,
                 strategy=None, clock=None, recorder=None, stop: StopFlag | None = None,
-                resume: EpochResult | None = None) -> EpochResult:
+                resume: EpochResult | None = None, agree=None) -> EpochResult:
     """Train once through `plan`.
 
     strategy.observe(idx, losses) runs inside `clock` (the strategy's time); recorder.record(idx,
     correct) receives per-sample correctness for scores that need it (forgetting events).
     A non-finite loss is noted on the device (the caller stops the run after the epoch, naming the
     step); with trainer.skip_nonfinite the batch is skipped instead, at the price of one host read
-    of the loss per step. `resume` continues an interrupted epoch after its `steps_done` batches.
+    of the loss per step (and under torchrun, `agree`: the ranks agree to skip when any rank must).
+    `resume` continues an interrupted epoch after its `steps_done` batches.
+
+    cuDNN autotuning (trainer.cudnn_benchmark) is on for full batches (trainer.batch_size samples)
+    only; a partial batch (the plan's last, or one merged with a last single sample) runs on
+    cuDNN's heuristics (`autotune_full_batches`). Autotuning a shape costs a search, paid inside
+    whichever timed epoch meets it first; InfoBatch's plan length, and so its last batch's size,
+    changes every epoch, full data's never, so autotuned partial batches would charge pruning a
+    search per epoch that the baseline pays once: a bias in saving_wall. The full batch shape is
+    tuned once, in the untimed warm-up (`warm_up`), for every strategy alike.
     """
     t = ctx.cfg.trainer
     model, optimizer, scaler = net.model, net.optimizer, net.scaler
@@ -144,7 +153,9 @@ def train_epoch(ctx: Context, net: Trainable, schedule, epoch: int, plan: Plan, 
     skipped = resume.skipped_batches if resume else 0
     skipped_samples = resume.skipped_samples if resume else 0
     seen = batch_starts(len(plan), loader.batch_size)[done] if done else 0
-    for step, batch in enumerate(loader.iterate(plan.indices, plan.weights, first_batch=done), start=done):
+    batches = autotune_full_batches(loader.iterate(plan.indices, plan.weights, first_batch=done), loader.batch_size,
+                                    t.cudnn_benchmark)
+    for step, batch in enumerate(batches, start=done):
         lr = peak_lr * schedule(epoch + step / steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -152,7 +163,7 @@ def train_epoch(ctx: Context, net: Trainable, schedule, epoch: int, plan: Plan, 
             logits = model(batch.x)
         losses = F.cross_entropy(logits.float(), batch.y, reduction="none", label_smoothing=t.label_smoothing)
         batch_sum = losses.detach().sum()
-        if t.skip_nonfinite and not torch.isfinite(batch_sum).item():
+        if t.skip_nonfinite and must_skip(batch_sum, agree):
             skipped += 1
             skipped_samples += batch.idx.shape[0]
             continue  # (a signal is then noticed after the next trained batch)
@@ -175,9 +186,31 @@ def train_epoch(ctx: Context, net: Trainable, schedule, epoch: int, plan: Plan, 
         bar.step(step, loss_sum, seen)
         if stop is not None and stop.signal and step + 1 < steps:  # between batches: nothing half done
             bar.close()
+            batches.close()  # the cuDNN flag as it was
             raise Interrupted(stop.signal, stop.signal, EpochResult(loss_sum, first_bad, skipped, step + 1, skipped_samples))
     bar.close()
     return EpochResult(loss_sum, first_bad, skipped, steps, skipped_samples)
+
+
+def autotune_full_batches(batches, batch_size: int, benchmark: bool):
+    """Yield `batches`, each with torch.backends.cudnn.benchmark set for its whole step (forward,
+    backward and optimizer step are launched before the next batch is asked for): `benchmark` for a
+    batch of exactly `batch_size` samples, False (cuDNN's heuristics: no search, nothing added to
+    the autotune cache) for any other size. The flag is put back as it was when the batches end or
+    are closed. Reads only the batch's shape: no host sync."""
+    before = torch.backends.cudnn.benchmark
+    try:
+        for batch in batches:
+            torch.backends.cudnn.benchmark = benchmark and batch.idx.shape[0] == batch_size
+            yield batch
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+def must_skip(batch_sum: torch.Tensor, agree=None) -> bool:
+    """trainer.skip_nonfinite: whether to skip this batch (a host read; under torchrun all ranks agree)."""
+    bad = not torch.isfinite(batch_sum).item()
+    return agree(bad) if agree is not None else bad
 
 
 def check_finite(result: EpochResult, where: str) -> None:

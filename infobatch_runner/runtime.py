@@ -28,20 +28,35 @@ def resolve_device(spec: str) -> torch.device:
     return device
 
 
-def resolve_precision(spec: str, device: torch.device) -> str:
+def resolve_precision(spec: str, device: torch.device, tf32: bool = False) -> str:
+    """How a run computes, as its summary and its setting say: bf16 or fp16 (autocast), or, without
+    autocast, "tf32" on a CUDA device whose fp32 matmuls and convolutions may use TensorFloat-32
+    (trainer.tf32, the default there), else "fp32" (every CPU run). Pure but for `auto` on CUDA,
+    which asks the device whether it supports bf16."""
     if spec not in PRECISIONS:
         raise UserError(f"trainer.precision must be one of {', '.join(PRECISIONS)} (got {spec!r}).")
+    if spec == "fp16" and device.type != "cuda":
+        raise UserError("trainer.precision=fp16 needs a CUDA device; on CPU use bf16 or fp32.")
     if spec == "auto":
         if device.type != "cuda":
             return "fp32"
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if spec == "fp16" and device.type != "cuda":
-        raise UserError("trainer.precision=fp16 needs a CUDA device; on CPU use bf16 or fp32.")
+    if spec == "fp32" and device.type == "cuda" and tf32:
+        return "tf32"
     return spec
 
 
+def allow_tf32(enabled: bool) -> None:
+    """TensorFloat-32 for CUDA's fp32 matmuls (cuBLAS) and convolutions (cuDNN), or true fp32.
+    Through the legacy flags only: torch refuses to read them once mixed with the newer
+    `fp32_precision` settings, and torch.compile reads these."""
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+
+
 def autocast(device: torch.device, precision: str):
-    if precision == "fp32":
+    """bf16 or fp16 autocast; fp32 and tf32 run without (tf32 is a flag of the device, allow_tf32)."""
+    if precision in ("fp32", "tf32"):
         return nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)

@@ -186,6 +186,7 @@ class Constant:
 class Full:
     name: str = MISSING
     ratio: float = MISSING  # accepted so that a sweep over prune.ratio composes with prune=full; ignored
+    target_saving: Optional[float] = MISSING  # likewise for a sweep over InfoBatch's budget mode; ignored
 
 
 @dataclass
@@ -310,6 +311,8 @@ class Trainer:
     compile_mode: str = MISSING
     compile_backend: str = MISSING
     cudnn_benchmark: bool = MISSING
+    tf32: bool = MISSING
+    checkpoint_every: int = MISSING
     progress: Any = MISSING  # auto | true | false
 
 

@@ -19,14 +19,16 @@ from omegaconf import DictConfig
 
 from infobatch_runner.data import build_data
 from infobatch_runner import checkpoint
-from infobatch_runner.distributed import SINGLE, Observations, World, all_sum, broadcast_tensor, shard, world_from_env
+from infobatch_runner.distributed import (SINGLE, Observations, World, all_sum, any_rank, augment_seed, broadcast_tensor,
+                                          shard, world_from_env)
 from infobatch_runner.errors import UserError
 from infobatch_runner.loop import (Context, EpochResult, Interrupted, StopFlag, Trainable, check_finite, compile_ahead,
                                    evaluate, plain, setting_of, train_epoch, warm_up)
 from infobatch_runner.optim import build_schedule
-from infobatch_runner.pruning import Plan, build_strategy, check_budget
+from infobatch_runner.pruning import Plan, build_strategy, check_budget, ignored_params
 from infobatch_runner.report import baseline_for, saving_wall
-from infobatch_runner.runtime import SectionClock, device_name, resolve_device, resolve_precision, timed_now
+from infobatch_runner.runtime import (SectionClock, allow_tf32, device_name, resolve_device, resolve_precision,
+                                      timed_now)
 from infobatch_runner.scoring import ScoringResult, classifier_of, run_scoring
 from infobatch_runner.tracking import Trackers, build_trackers
 
@@ -43,6 +45,7 @@ class Counters:
     time_strategy_s: float = 0.0
     time_warmup_s: float = 0.0
     time_compile_s: float = 0.0
+    time_checkpoint_s: float = 0.0  # epoch-end checkpoints (not in time_train_s)
     skipped_batches: int = 0
     test_acc: list[float] = field(default_factory=list)
     test_loss: list[float] = field(default_factory=list)
@@ -54,13 +57,12 @@ def setup(cfg: DictConfig, world: World = SINGLE) -> Context:
     if device.type == "cuda" and world.size > 1:
         device = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(device)
-    precision = resolve_precision(t.precision, device)
+    precision = resolve_precision(t.precision, device, t.tf32)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = t.cudnn_benchmark
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        allow_tf32(t.tf32)  # summary and setting say so: precision "tf32" (fp32 runs) or "fp32"
     data = build_data(cfg.dataset, t.batch_size, t.eval_batch_size, t.num_workers, device, t.channels_last, cfg.seed,
-                      t.loader)
+                      t.loader, augment_seed(cfg.seed, world))
     return Context(cfg, device, precision, data)
 
 
@@ -86,7 +88,10 @@ def train(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> dict
     """Run one training (continuing from its last checkpoint with resume=auto); in a sweep, pair it
     with a full-data run of the sweep that already finished."""
     world = world_from_env()
-    state = checkpoint.previous_state(cfg, run_dir)
+    if world.is_main:  # rank 0 decides whether the folder may be used; the others read its checkpoint
+        state = checkpoint.previous_state(cfg, run_dir)
+    else:
+        state = checkpoint.load(run_dir / "checkpoints") if cfg.resume == "auto" else None
     if state is not None and state["epoch"] >= cfg.trainer.epochs and (run_dir / "summary.json").exists():
         log.info("%s finished all %d epochs already; nothing to do.", run_dir, cfg.trainer.epochs)
         return json.loads((run_dir / "summary.json").read_text())
@@ -143,10 +148,16 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
     strategy_clock = SectionClock(device)
     strategy_clock.total = counts.time_strategy_s
     partial = state.get("in_epoch") if state else None  # an epoch that a signal interrupted
+    last_saved = state["epoch"] if state else None  # epochs done in the newest checkpoint on disk
     for epoch in range(state["epoch"] if state else 0, t.epochs):
-        if stop.signal:  # arrived during the last step of the previous epoch, now checkpointed
-            raise Interrupted(f"stopped by {stop.signal} after epoch {epoch}; its checkpoint is kept: continue "
-                              f"with resume=auto hydra.run.dir={run_dir}", stop.signal)
+        if stop.signal:  # arrived during the last step of the previous epoch (or before the first)
+            if epoch > 0 and last_saved != epoch and t.checkpoint_every > 0:  # checkpoint_every > 1 skipped it
+                if world.is_main:
+                    save_epoch_end(epoch, ctx, net, strategy, counts, scoring, trackers, run_dir, best=False)
+                last_saved = epoch
+            when = f"after epoch {epoch}" if epoch else "before the first epoch"
+            raise Interrupted(stopped(f"stopped by {stop.signal} {when}", last_saved, t.checkpoint_every, run_dir),
+                              stop.signal)
         start = timed_now(device)
         if partial:
             plan = Plan(partial["indices"].to(device), partial["weights"].to(device))
@@ -162,10 +173,11 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
         partial = None
         try:
             result = train_epoch(ctx, net, schedule, epoch, mine, f"epoch {epoch + 1}/{t.epochs}",
-                                 strategy=observations or strategy, clock=strategy_clock, stop=stop, resume=resume_at)
+                                 strategy=observations or strategy, clock=strategy_clock, stop=stop, resume=resume_at,
+                                 agree=(lambda bad: any_rank(bad, world, device)) if world.size > 1 else None)
         except Interrupted as exc:
             raise interrupted(exc, epoch, plan, timed_now(device) - start, ctx, net, strategy, counts, scoring,
-                              trackers, run_dir, world, strategy_clock) from None
+                              trackers, run_dir, world, strategy_clock, last_saved) from None
         if observations is not None:
             with strategy_clock():
                 observations.merge(strategy, world)  # once per epoch: every rank's losses, every rank
@@ -196,10 +208,11 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
             "test/loss": test_loss,
         }
         trackers.log_epoch(row)
-        if world.is_main:
-            wandb_id = (trackers.wandb_info() or {}).get("id")
-            checkpoint.save(run_dir / "checkpoints", snapshot(epoch + 1, ctx, net, strategy, counts, scoring, wandb_id),
-                            is_best=test_acc >= max(counts.test_acc))
+        if checkpoint.due(epoch + 1, t.checkpoint_every, t.epochs):
+            if world.is_main:
+                counts.time_checkpoint_s += save_epoch_end(epoch + 1, ctx, net, strategy, counts, scoring, trackers,
+                                                           run_dir)
+            last_saved = epoch + 1
         log.info("epoch %d/%d  kept %5.1f%%  loss %.4f  test acc %.4f  test loss %.4f  lr %.3g  %.1fs",
                  epoch + 1, t.epochs, 100 * row["train/kept_fraction"], row["train/loss"], test_acc, test_loss,
                  row["lr"], epoch_time)
@@ -209,15 +222,41 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
     return summary
 
 
+def stopped(what: str, last_saved: int | None, every: int, run_dir: Path) -> str:
+    """The message of an interrupted run: what it leaves to resume from, and how to continue."""
+    if every == 0:
+        return f"{what}; trainer.checkpoint_every=0 keeps no checkpoint, so nothing was kept."
+    if last_saved is None:
+        return f"{what}; no checkpoint exists yet: start the run again (resume=auto in the same folder starts afresh)"
+    return f"{what}; the checkpoint of epoch {last_saved} is kept: continue with resume=auto hydra.run.dir={run_dir}"
+
+
+def save_epoch_end(epochs_done: int, ctx: Context, net: Trainable, strategy, counts: Counters, scoring: ScoringResult,
+                   trackers, run_dir: Path, best: bool = True) -> float:
+    """Checkpoint the run after `epochs_done` epochs: last.pt, and best.pt when (best) the last
+    epoch's accuracy is the best of the checkpointed epochs'. Returns the device-synchronised wall
+    clock it took (the state copied to the host, both files written and fsynced): time_checkpoint_s.
+    The checkpoint's own counters cannot hold its own time, so a resumed run lacks that one."""
+    start = timed_now(ctx.device)
+    t = ctx.cfg.trainer
+    checkpointed = [a for i, a in enumerate(counts.test_acc) if checkpoint.due(i + 1, t.checkpoint_every, t.epochs)]
+    is_best = best and bool(checkpointed) and counts.test_acc[-1] >= max(checkpointed)
+    checkpoint.save(run_dir / "checkpoints", snapshot(epochs_done, ctx, net, strategy, counts, scoring,
+                                                      (trackers.wandb_info() or {}).get("id")), is_best=is_best)
+    return timed_now(ctx.device) - start
+
+
 def interrupted(exc: Interrupted, epoch: int, plan: Plan, elapsed_s: float, ctx: Context, net: Trainable, strategy,
                 counts: Counters, scoring: ScoringResult, trackers, run_dir: Path, world: World,
-                clock: SectionClock) -> Interrupted:
-    """Save where the interrupted epoch stands (single process; under torchrun the other ranks'
-    observations are not merged yet, so the epoch restarts) and say how to continue."""
+                clock: SectionClock, last_saved: int | None = None) -> Interrupted:
+    """Save where the interrupted epoch stands (single process, unless trainer.checkpoint_every=0;
+    under torchrun the other ranks' observations are not merged yet, so the epoch restarts from the
+    last checkpoint) and say how to continue."""
     where = f"hydra.run.dir={run_dir}"
-    if world.size > 1 or exc.progress is None:
-        return Interrupted(f"stopped by {exc.signal} during epoch {epoch + 1}; the checkpoint of epoch {epoch} is "
-                           f"kept: continue with resume=auto {where}", exc.signal)
+    every = ctx.cfg.trainer.checkpoint_every
+    if world.size > 1 or exc.progress is None or every == 0:
+        return Interrupted(stopped(f"stopped by {exc.signal} during epoch {epoch + 1}", last_saved, every, run_dir),
+                           exc.signal)
     counts.time_strategy_s = clock.collect()
     saved = snapshot(epoch, ctx, net, strategy, counts, scoring, (trackers.wandb_info() or {}).get("id"))
     p = exc.progress
@@ -241,7 +280,7 @@ def snapshot(epochs_done: int, ctx: Context, net: Trainable, strategy, counts: C
         "scaler": net.scaler.state_dict(),
         "strategy": strategy.state_dict(),
         "loader": loader.gen.get_state() if hasattr(loader, "gen") else None,
-        "rng": checkpoint.rng_state(),
+        "rng": checkpoint.rng_state(ctx.device),
         "counters": asdict(counts),
         "scoring": {"time_s": scoring.time_s, "samples": scoring.samples, "cached": scoring.cached},
         "wandb_id": wandb_id,
@@ -256,7 +295,7 @@ def restore(state: dict, ctx: Context, net: Trainable, strategy, warmup_s: float
     strategy.load_state_dict(state["strategy"])
     if state["loader"] is not None:
         ctx.data.train.gen.set_state(state["loader"])
-    checkpoint.set_rng_state(state["rng"])
+    checkpoint.set_rng_state(state["rng"], ctx.device)
     counts = Counters(**state["counters"])
     counts.time_warmup_s += warmup_s
     return counts
@@ -269,7 +308,7 @@ def build_summary(ctx: Context, c: Counters, scoring: ScoringResult, n_train: in
     return {
         "setting": setting_of(ctx),
         "strategy": cfg.prune.name,
-        "ratio": None if cfg.prune.name == "full" else cfg.prune.ratio,
+        "ratio": None if "ratio" in ignored_params(cfg.prune) else cfg.prune.ratio,  # full, budget mode: none
         "prune": plain(cfg.prune),
         "dataset": cfg.dataset.name,
         "model": cfg.model.arch if cfg.model.name == "timm" else cfg.model.name,
@@ -290,6 +329,7 @@ def build_summary(ctx: Context, c: Counters, scoring: ScoringResult, n_train: in
         "time_strategy_s": c.time_strategy_s,
         "time_warmup_s": c.time_warmup_s,  # untimed one-off costs, charged to no strategy
         "time_compile_s": c.time_compile_s,  # torch.compile, reported apart from training time
+        "time_checkpoint_s": c.time_checkpoint_s,  # epoch-end checkpoints, apart from training time
         "skipped_batches": c.skipped_batches,
         "time_eval_s": c.time_eval_s,
         "time_cost_s": c.time_train_s + scoring.time_s,
@@ -304,6 +344,10 @@ def build_summary(ctx: Context, c: Counters, scoring: ScoringResult, n_train: in
 
 def closing_line(summary: dict) -> str:
     ratio = "" if summary["ratio"] is None else f" (ratio {summary['ratio']:g})"
+    target = (summary.get("prune") or {}).get("target_saving")
+    if target is not None:  # budget mode: the ratio is ignored, the target is what was asked for
+        missed = abs(summary["saving_samples"] - target) > 0.02
+        ratio = f" (target saving {target:g}{', missed' if missed else ', met'})"
     if summary["strategy"] == "full":
         wall = "the full-data baseline"
     elif summary["saving_wall"] is None:

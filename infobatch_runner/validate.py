@@ -97,8 +97,9 @@ def validate(cfg: DictConfig) -> None:
         raise UserError(f"trainer.device must be auto, cpu, cuda or cuda:N (got {t.device!r}).")
     if t.precision == "fp16" and t.device == "cpu":
         raise UserError("trainer.precision=fp16 needs a CUDA device; on CPU use bf16 or fp32.")
-    for key in ("skip_nonfinite", "channels_last", "compile", "cudnn_benchmark"):
+    for key in ("skip_nonfinite", "channels_last", "compile", "cudnn_benchmark", "tf32"):
         need_bool(f"trainer.{key}", t[key])
+    need_int("trainer.checkpoint_every", t.checkpoint_every, low=0)
     need_choice("trainer.compile_mode", t.compile_mode, COMPILE_MODES)
     need_text("trainer.compile_backend", t.compile_backend)
 

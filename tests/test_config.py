@@ -68,6 +68,15 @@ def test_command_line_beats_experiment_preset(compose_cfg):
     assert cfg.model.name == "resnet50" and cfg.trainer.epochs == 3 and cfg.dataset.name == "cifar10"
 
 
+def test_trainer_tf32_and_checkpoint_every(compose_cfg):
+    cfg = compose_cfg([])
+    assert cfg.trainer.tf32 is True and cfg.trainer.checkpoint_every == 1  # what earlier versions did
+    cfg = compose_cfg(["trainer.tf32=false", "trainer.checkpoint_every=0"])
+    validate(cfg)
+    assert cfg.trainer.tf32 is False and cfg.trainer.checkpoint_every == 0
+    validate(compose_cfg(["trainer.checkpoint_every=10"]))
+
+
 def test_full_accepts_a_ratio_sweep(compose_cfg):
     cfg = compose_cfg(["prune=full", "prune.ratio=0.7"])
     validate(cfg)
@@ -118,6 +127,8 @@ BAD = [
     (["dataset.num_classes=null"], "dataset.num_classes"),
     (["dataset.augment.flip=sometimes"], "dataset.augment.flip"),
     (["trainer.cudnn_benchmark=maybe"], "trainer.cudnn_benchmark"),
+    (["trainer.tf32=maybe"], "trainer.tf32"),
+    (["trainer.checkpoint_every=often"], "trainer.checkpoint_every"),
     (["scheduler=step", "scheduler.milestones=[a,b]"], "scheduler.milestones"),
     # values out of range
     (["scheduler.pct_start=0"], "scheduler.pct_start"),
@@ -145,6 +156,7 @@ BAD = [
     (["trainer.compile_mode=fast"], "trainer.compile_mode"),
     (["trainer.compile_backend=''"], "trainer.compile_backend"),
     (["trainer.progress=sometimes"], "trainer.progress"),
+    (["trainer.checkpoint_every=-1"], "trainer.checkpoint_every"),
     (["resume=yes"], "resume"),
 ]
 

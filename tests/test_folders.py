@@ -126,7 +126,7 @@ def test_a_sweep_runs_each_baseline_once_per_setting_and_seed(tmp_path, monkeypa
     status, out = run_main(monkeypatch, capsys, ["-m", "prune=full,infobatch", "prune.ratio=0.3,0.5", *TINY,
                                                  "trainer.epochs=1", f"hydra.sweep.dir={sweep}"])
     assert status == 0, out
-    assert "job 1_full makes the same run as 0_full (prune=full ignores prune.ratio): skipped" in out
+    assert "job 1_full makes the same run as 0_full (prune=full ignores prune.ratio" in out and "skipped" in out
     assert json.loads((sweep / "1_full" / "same_as.json").read_text()) == {"same_as": "0_full"}
     assert not (sweep / "1_full" / "summary.json").exists() and (sweep / "3_infobatch" / "summary.json").exists()
     rows = {r.split()[0]: r for r in out.splitlines() if r.startswith(("full ", "infobatch "))}

@@ -171,3 +171,114 @@ def test_sigterm_during_scoring_stops_at_a_proxy_batch_and_claims_no_checkpoint(
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
     assert json.loads((run / "summary.json").read_text())["samples_scoring"] > 0
+
+
+# --- trainer.checkpoint_every ------------------------------------------------------------------
+
+
+def sigterm_after_epoch(monkeypatch, epochs_done: int):
+    """SIGTERM to this process right after the evaluation of epoch `epochs_done` (1-based)."""
+    from infobatch_runner import train as train_module
+
+    real, calls = train_module.evaluate, {"n": 0}
+
+    def evaluate(*args, **kwargs):
+        out = real(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == epochs_done:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return out
+
+    monkeypatch.setattr(train_module, "evaluate", evaluate)
+
+
+def test_a_signal_after_an_unsaved_epoch_checkpoints_there_and_resume_ends_the_same(tmp_path, monkeypatch):
+    from infobatch_runner.loop import Interrupted
+
+    args = ("dataset.num_train=256", "trainer.epochs=3", "trainer.checkpoint_every=2")
+    whole = tmp_path / "whole"
+    train(compose_cfg(*args), whole)
+    run = tmp_path / "run"
+    sigterm_after_epoch(monkeypatch, 1)  # epoch 1 is not due with checkpoint_every=2
+    with pytest.raises(Interrupted, match=r"after epoch 1; the checkpoint of epoch 1 is kept: continue with resume=auto"):
+        train(compose_cfg(*args), run)
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=False)["epoch"] == 1
+    monkeypatch.undo()
+    train(compose_cfg(*args, "resume=auto"), run)
+    same_ending(whole, run)
+
+
+def test_checkpoint_every_0_keeps_nothing_on_a_signal(tmp_path, monkeypatch):
+    from infobatch_runner.loop import EpochBar, Interrupted
+
+    real_step, calls = EpochBar.step, {"n": 0}
+
+    def step(self, *args):  # mid-epoch: after the second batch of the first epoch
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_step(self, *args)
+
+    monkeypatch.setattr(EpochBar, "step", step)
+    with pytest.raises(Interrupted, match=r"during epoch 1; trainer.checkpoint_every=0 keeps no checkpoint, so "
+                                          r"nothing was kept\.$"):
+        train(compose_cfg("dataset.num_train=256", "trainer.checkpoint_every=0"), tmp_path)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_a_mid_epoch_signal_still_checkpoints_with_checkpoint_every_above_1(tmp_path, monkeypatch):
+    from infobatch_runner.loop import EpochBar, Interrupted
+
+    real_step, calls = EpochBar.step, {"n": 0}
+
+    def step(self, *args):  # the second batch of the second epoch (4 batches each)
+        calls["n"] += 1
+        if calls["n"] == 6:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_step(self, *args)
+
+    monkeypatch.setattr(EpochBar, "step", step)
+    with pytest.raises(Interrupted, match=r"at epoch 2, step 2; saved a checkpoint there"):
+        train(compose_cfg("dataset.num_train=256", "trainer.epochs=3", "trainer.checkpoint_every=5"), tmp_path)
+    saved = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)
+    assert saved["epoch"] == 1 and saved["in_epoch"]["steps_done"] == 2
+
+
+def test_resume_auto_before_the_first_checkpoint_was_due_starts_afresh(tmp_path):
+    from infobatch_runner import checkpoint
+
+    train(compose_cfg("dataset.num_train=256", "trainer.checkpoint_every=0"), tmp_path)
+    (tmp_path / "summary.json").unlink()  # as if killed after its epochs, before its summary
+    assert checkpoint.previous_state(compose_cfg("dataset.num_train=256", "trainer.checkpoint_every=0",
+                                                 "resume=auto"), tmp_path) is None
+    with pytest.raises(UserError, match="holds a run's results but no checkpoint"):  # a checkpoint was due
+        checkpoint.previous_state(compose_cfg("dataset.num_train=256", "resume=auto"), tmp_path)
+
+
+def test_killed_between_the_first_row_and_its_checkpoint_resumes_afresh(tmp_path):
+    from infobatch_runner import checkpoint
+
+    train(compose_cfg("dataset.num_train=256", "trainer.checkpoint_every=0"), tmp_path)
+    (tmp_path / "summary.json").unlink()
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    (tmp_path / "metrics.csv").write_text("\n".join(lines[:2]) + "\n")  # epoch 0's row, then kill -9
+    assert checkpoint.previous_state(compose_cfg("dataset.num_train=256", "resume=auto"), tmp_path) is None
+
+
+def test_checkpoints_of_earlier_versions_still_resume(tmp_path):
+    """Written before trainer.tf32 and trainer.checkpoint_every existed, with one CUDA RNG state per GPU."""
+    from infobatch_runner import checkpoint
+
+    cfg = compose_cfg("dataset.num_train=256")
+    train(cfg, tmp_path)
+    path = tmp_path / "checkpoints" / "last.pt"
+    state = torch.load(path, weights_only=False)
+    del state["config"]["trainer"]["tf32"]
+    state["rng"]["cuda"] = []  # what a CPU machine saved then
+    torch.save(state, path)
+    resumed = checkpoint.previous_state(compose_cfg("dataset.num_train=256", "resume=auto"), tmp_path)
+    assert resumed["epoch"] == 2
+    checkpoint.previous_state(compose_cfg("dataset.num_train=256", "resume=auto", "trainer.checkpoint_every=3"),
+                              tmp_path)  # how often a run checkpoints may change on resume
+    with pytest.raises(UserError, match=r"another config \(trainer.tf32: True vs False\)"):
+        checkpoint.previous_state(compose_cfg("dataset.num_train=256", "resume=auto", "trainer.tf32=false"), tmp_path)

@@ -129,7 +129,7 @@ def test_every_job_of_a_sweep_over_strategies_and_ratios_composes():
     (["+trainer.epoch=3"], "trainer.epoch is not a setting of trainer; did you mean trainer.epochs?"),
     (["+dataset.augment.flop=1"], "dataset.augment.flop is not a setting of dataset=fashion_mnist; "
                                   "did you mean dataset.augment.flip?"),
-    (["prune=full", "+prune.delta=0.5"], "prune.delta is not a setting of prune=full; it takes name, ratio."),
+    (["prune=full", "+prune.delta=0.5"], "prune.delta is not a setting of prune=full; it takes name, ratio, target_saving."),
     (["+sede=1"], "sede is not a setting; did you mean seed?"),
     (["prune.ratio=???"], "prune.ratio has no value; set one with prune.ratio=<value>."),
     (["dataset.name=synthetic"], "dataset.num_train is missing for dataset=synthetic; choose that option with "

@@ -14,7 +14,7 @@ from infobatch_runner.validate import validate
 SUMMARY_FIELDS = [
     "samples_trained", "samples_scoring", "saving_samples", "time_train_s", "time_scoring_s", "time_strategy_s",
     "time_eval_s", "time_cost_s", "saving_wall", "final/test_acc", "best/test_acc", "strategy", "ratio", "dataset",
-    "model", "seed", "device", "precision",
+    "model", "seed", "device", "precision", "time_checkpoint_s",
 ]
 
 
@@ -92,3 +92,41 @@ def test_compiled_training_reports_compile_time_apart(tmp_path):
         cfg = compose(config_name="config", overrides=overrides)
     summary = train(cfg, tmp_path)
     assert summary["time_compile_s"] > 0 and summary["final/test_acc"] > 0
+
+
+def test_checkpoints_are_timed_apart_from_training(runs):
+    _, summary, _ = runs["full"]
+    assert summary["time_checkpoint_s"] > 0, "every epoch checkpoints by default, and that takes time"
+    assert summary["time_cost_s"] == pytest.approx(summary["time_train_s"] + summary["time_scoring_s"])
+
+
+def compose_tiny(*extra):
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(version_base="1.3", config_module="infobatch_runner.conf"):
+        return compose(config_name="config", overrides=TINY + ["prune=full", *extra])
+
+
+def test_checkpoint_every_0_writes_no_checkpoint(tmp_path):
+    summary = train(compose_tiny("trainer.checkpoint_every=0"), tmp_path)
+    assert not (tmp_path / "checkpoints").exists()
+    assert summary["time_checkpoint_s"] == 0 and summary["final/test_acc"] > 0
+
+
+def test_checkpoint_every_2_of_3_epochs_saves_at_epochs_2_and_3(tmp_path, monkeypatch):
+    import torch
+
+    from infobatch_runner import checkpoint
+
+    real_save, saved_at = checkpoint.save, []
+
+    def save(directory, state, is_best):
+        saved_at.append((state["epoch"], is_best))
+        return real_save(directory, state, is_best)
+
+    monkeypatch.setattr(checkpoint, "save", save)
+    summary = train(compose_tiny("trainer.checkpoint_every=2"), tmp_path)
+    assert [epoch for epoch, _ in saved_at] == [2, 3]
+    assert torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)["epoch"] == 3
+    assert saved_at[0][1], "the first checkpointed epoch is the best checkpointed so far"
+    assert summary["time_checkpoint_s"] > 0

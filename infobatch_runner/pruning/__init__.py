@@ -38,7 +38,9 @@ def build_strategy(cfg, num_samples: int, epochs: int, seed: int, device: torch.
 def ignored_params(cfg) -> set[str]:
     """The prune keys a config carries but its strategy ignores: prune=full takes a ratio only so that
     `-m prune=full,infobatch prune.ratio=...` composes, and budget mode replaces InfoBatch's ratio."""
-    if cfg.name == "full" or (cfg.name == "infobatch" and cfg.get("target_saving") is not None):
+    if cfg.name == "full":
+        return {"ratio", "target_saving"}
+    if cfg.name == "infobatch" and cfg.get("target_saving") is not None:
         return {"ratio"}
     return set()
 

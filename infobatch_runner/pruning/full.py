@@ -6,8 +6,8 @@ class Full(Strategy):
 
     name = "full"
 
-    def __init__(self, num_samples, epochs, seed, device="cpu", ratio: float = 0.0):
-        # ratio is accepted so that a sweep over prune.ratio composes with prune=full; it is ignored.
+    def __init__(self, num_samples, epochs, seed, device="cpu", ratio: float = 0.0, target_saving: float | None = None):
+        # ratio and target_saving are accepted so that sweeps over them compose with prune=full; ignored.
         super().__init__(num_samples, epochs, seed, device)
 
     def plan(self, epoch: int) -> Plan:
