@@ -1,14 +1,18 @@
 # Everything a fresh machine needs, then the demo, the tests or the benchmarks.
-#   make run    set up (once), then full data against InfoBatch on Fashion-MNIST, ending in the comparison
-#   make test   set up (once), then the test suite (CPU, offline, a few minutes)
+#   make run        set up (once), then full data against InfoBatch on Fashion-MNIST, ending in the comparison
+#   make test       set up (once), then the test suite (CPU, offline, a few minutes)
+#   make bench      the benchmarks (BENCH_ARGS="--device cuda --repeats 2" is passed to each)
+#   make gpu-check  every CUDA path in ~8 minutes, a PASS/FAIL table and the figures (GPU_CHECK_ARGS="--device cpu": dry run)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# The interpreter of bench and gpu-check: the venv's once there is one, else $(PYTHON).
+PY      = $(shell [ -x $(BIN)/python ] && echo $(BIN)/python || echo $(PYTHON))
 # PyTorch is installed first, pinned, so that resolving the package never swaps in another build.
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup run test bench clean
+.PHONY: setup ready run test bench gpu-check clean
 
 setup: $(VENV)/.installed $(FASHION_MNIST)
 
@@ -35,13 +39,22 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest
 
-# Benchmarks (not tests): one JSON each under bench/results/, then the tables the README shows.
-bench: setup
-	$(BIN)/python -m bench.strategy_overhead
-	$(BIN)/python -m bench.loop_efficiency
-	$(BIN)/python -m bench.savings
-	$(BIN)/python -m bench.loader_speed
-	$(BIN)/python -m bench.table
+# bench and gpu-check set up only where torch, hydra and the package are not importable yet: a GPU box
+# with them staged on PYTHONPATH (no venv, no network) runs them as it is.
+ready:
+	@$(PY) -c 'import torch, hydra, infobatch_runner.conf' >/dev/null 2>&1 || $(MAKE) --no-print-directory setup
+
+# Benchmarks (not tests): one JSON each under bench/results/ (or $BENCH_RESULTS), then the tables the README shows.
+bench: ready
+	$(PY) -m bench.strategy_overhead $(BENCH_ARGS)
+	$(PY) -m bench.loop_efficiency $(BENCH_ARGS)
+	$(PY) -m bench.savings $(BENCH_ARGS)
+	$(PY) -m bench.loader_speed $(BENCH_ARGS)
+	$(PY) -m bench.table
+
+# The GPU smoke test (bench/gpu_check.py): logs and results under $OUT, else outputs/gpu_check/.
+gpu-check: ready
+	$(PY) -m bench.gpu_check $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

@@ -1,6 +1,8 @@
 """What every benchmark shares: where it ran, honest timing, one JSON per benchmark."""
 
+import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -14,7 +16,8 @@ from infobatch_runner.hostmem import keep_freed_memory
 from infobatch_runner.runtime import device_name, synchronize
 
 keep_freed_memory()  # as infobatch-run does: the benchmarks measure the tool as it runs
-RESULTS = Path(__file__).resolve().parent / "results"
+# BENCH_RESULTS moves the JSON elsewhere (make gpu-check keeps its own, and its smoke runs, apart).
+RESULTS = Path(os.environ.get("BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
 
 
 def machine(device: torch.device) -> dict:
@@ -52,6 +55,14 @@ def write(name: str, device: torch.device, results: dict) -> Path:
     path.write_text(json.dumps({"benchmark": name, **machine(device), **results}, indent=2) + "\n")
     print(f"wrote {path}")
     return path
+
+
+def add_common_args(parser: argparse.ArgumentParser, repeats_help: str) -> None:
+    """The options every benchmark takes, so that `make bench BENCH_ARGS=...` can pass them to all."""
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--repeats", type=int, help=repeats_help)
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes: checks that the benchmark runs (make gpu-check --device cpu); its figures mean nothing")
 
 
 def pick_device(spec: str = "auto") -> torch.device:

@@ -3,8 +3,9 @@ crop + flip on the device, InfoBatch's plan and observe, AMP where it applies, s
 by that of a bare step loop over batches already on the device, same model and batch size,
 measured in the same run.
 
-    python -m bench.loop_efficiency [--device auto|cpu|cuda] [--model M] [--batch B] [--n N]
-    (defaults: resnet18 at batch 512 on 50,000 CIFAR-size images on CUDA; cnn_small at batch 256 on 20,480 on CPU)
+    python -m bench.loop_efficiency [--device auto|cpu|cuda] [--model M] [--batch B] [--n N] [--repeats R] [--smoke]
+    (defaults: resnet18 at batch 512 on 50,000 CIFAR-size images on CUDA; cnn_small at batch 256 on 20,480 on CPU;
+    --smoke: cnn_small at batch 128 on 1,024)
 """
 
 import argparse
@@ -13,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_module
 
-from bench.common import median, pick_device, write
+from bench.common import add_common_args, median, pick_device, write
 from infobatch_runner.loop import Trainable, train_epoch, warm_up
 from infobatch_runner.optim import build_schedule
 from infobatch_runner.pruning import build_strategy
@@ -34,18 +35,18 @@ def config(device: torch.device, model: str, batch: int, n: int, precision: str)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="auto")
+    add_common_args(parser, "interleaved pairs of timed epochs (default 3)")
     parser.add_argument("--model")
     parser.add_argument("--batch", type=int)
     parser.add_argument("--n", type=int)
     parser.add_argument("--precision", default="auto")
-    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    args.repeats = args.repeats or 3
     device = pick_device(args.device)
-    gpu = device.type == "cuda"
+    gpu = device.type == "cuda" and not args.smoke
     model = args.model or ("resnet18" if gpu else "cnn_small")
-    batch = args.batch or (512 if gpu else 256)
-    n = args.n or (50_000 if gpu else 20_480)
+    batch = args.batch or (512 if gpu else 128 if args.smoke else 256)
+    n = args.n or (50_000 if gpu else 1_024 if args.smoke else 20_480)
     cfg = config(device, model, batch, n, args.precision)
     ctx = setup(cfg)
     warm_up(ctx)
@@ -91,7 +92,7 @@ def main() -> None:
         real_ips.append(images_per_s(real_epoch))
         bare_ips.append(images_per_s(bare_epoch, samples))
     result = {
-        "model": model, "batch": batch, "n": n, "precision": ctx.precision,
+        "model": model, "batch": batch, "n": n, "precision": ctx.precision, "smoke": args.smoke,
         "real_images_per_s": median(real_ips), "bare_images_per_s": median(bare_ips),
         "efficiency": median(real_ips) / median(bare_ips),
         "real_images_per_s_all": real_ips, "bare_images_per_s_all": bare_ips,

@@ -2,8 +2,9 @@
 saving_samples, for InfoBatch and random_dynamic against full data on the same short run,
 the three interleaved (in rotated order) and repeated in one process; median costs.
 
-    python -m bench.savings [--device auto|cpu|cuda] [--repeats R]
-    (CPU: cnn_small on 20,000 Fashion-MNIST images, 6 epochs; CUDA: resnet18 on 50,000 CIFAR-size images, 10 epochs, bf16)
+    python -m bench.savings [--device auto|cpu|cuda] [--repeats R] [--smoke]
+    (CPU: cnn_small on 20,000 Fashion-MNIST images, 6 epochs; CUDA: resnet18 on 50,000 CIFAR-size images, 10 epochs, bf16;
+    --smoke: cnn_small on 1,024 synthetic 16-pixel images, 3 epochs)
 """
 
 import argparse
@@ -13,14 +14,17 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_module
 
-from bench.common import pick_device, write
+from bench.common import add_common_args, pick_device, write
 from infobatch_runner.train import train
 
 STRATEGIES = ("full", "infobatch", "random_dynamic")
 
 
-def overrides(device) -> list[str]:
+def overrides(device, smoke: bool = False) -> list[str]:
     common = ["logger=none", "trainer.progress=false", f"trainer.device={device}"]
+    if smoke:
+        return common + ["dataset=synthetic", "dataset.num_train=1024", "dataset.num_test=256", "dataset.image_size=16",
+                         "model=cnn_small", "trainer.batch_size=128", "trainer.epochs=3"]
     if device.type == "cuda":
         return common + ["dataset=synthetic", "dataset.num_train=50000", "dataset.num_test=2000", "dataset.image_size=32",
                          "dataset.channels=3", "dataset.augment.crop_padding=4", "dataset.augment.flip=true",
@@ -31,20 +35,21 @@ def overrides(device) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--repeats", type=int, default=5)
+    add_common_args(parser, "interleaved repeats of the three runs (default 5)")
     args = parser.parse_args()
+    args.repeats = args.repeats or 5
     device = pick_device(args.device)
+    config = overrides(device, args.smoke)
     runs = {name: [] for name in STRATEGIES}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):
             for name in STRATEGIES[r % 3:] + STRATEGIES[: r % 3]:  # rotated: no strategy always runs first
                 with initialize_config_module(version_base="1.3", config_module="infobatch_runner.conf"):
-                    cfg = compose(config_name="config", overrides=overrides(device) + [f"prune={name}"])
+                    cfg = compose(config_name="config", overrides=config + [f"prune={name}"])
                 runs[name].append(train(cfg, Path(tmp) / f"{name}-{r}"))
     # Medians over the repeats: a stretch of a busy machine hits one run, not the comparison.
     base_cost = statistics.median(s["time_cost_s"] for s in runs["full"])
-    result = {"config": overrides(device), "repeats": args.repeats, "full_time_cost_s": base_cost, "strategies": {}}
+    result = {"config": config, "smoke": args.smoke, "repeats": args.repeats, "full_time_cost_s": base_cost, "strategies": {}}
     for name in STRATEGIES[1:]:
         cost = statistics.median(s["time_cost_s"] for s in runs[name])
         saving_samples = statistics.fmean(s["saving_samples"] for s in runs[name])

@@ -3,7 +3,7 @@ strategy at CIFAR (N = 50,000) and ImageNet (N = 1,281,167) size, beside a refer
 in the style of the published InfoBatch code (numpy selection, a host copy of the losses at
 every step), measured in the same run.
 
-    python -m bench.strategy_overhead [--device auto|cpu|cuda] [--batch 256]
+    python -m bench.strategy_overhead [--device auto|cpu|cuda] [--batch 256] [--repeats R] [--smoke]
 """
 
 import argparse
@@ -11,10 +11,11 @@ import argparse
 import numpy as np
 import torch
 
-from bench.common import median, pick_device, timed, write
+from bench.common import add_common_args, median, pick_device, timed, write
 from infobatch_runner.pruning import STRATEGIES
 
 SIZES = (50_000, 1_281_167)
+SMOKE_SIZES = (2_000,)
 
 
 class PublishedStyleInfoBatch:
@@ -53,26 +54,27 @@ def prepared(name: str, n: int, device: torch.device):
     return s
 
 
-def measure(name: str, n: int, device: torch.device, batch: int) -> dict:
+def measure(name: str, n: int, device: torch.device, batch: int, repeats: int | None = None) -> dict:
     s = prepared(name, n, device)
     epochs = iter(range(1, 10_000))
-    plan_s = timed(lambda: s.plan(next(epochs) % 8 or 1), device, repeats=7)
+    plan_s = timed(lambda: s.plan(next(epochs) % 8 or 1), device, repeats=repeats or 7)
     idx = torch.randperm(n, device=device)[:batch]
     losses = torch.rand(batch, device=device)
-    observe_s = timed(lambda: [s.observe(idx, losses) for _ in range(100)], device, repeats=5)
+    observe_s = timed(lambda: [s.observe(idx, losses) for _ in range(100)], device, repeats=repeats or 5)
     return {"plan_ms": 1e3 * median(plan_s), "observe_us": 1e6 * median(observe_s) / 100}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="auto")
+    add_common_args(parser, "timed plans (default 7) and timed batches of 100 observes (default 5)")
     parser.add_argument("--batch", type=int, default=256)
     args = parser.parse_args()
     device = pick_device(args.device)
-    results = {"batch": args.batch, "sizes": {}}
-    for n in SIZES:
-        rows = {name: measure(name, n, device, args.batch) for name in sorted(STRATEGIES)}
-        rows["reference (published style)"] = measure("reference", n, device, args.batch)
+    sizes = SMOKE_SIZES if args.smoke else SIZES
+    results = {"batch": args.batch, "smoke": args.smoke, "sizes": {}}
+    for n in sizes:
+        rows = {name: measure(name, n, device, args.batch, args.repeats) for name in sorted(STRATEGIES)}
+        rows["reference (published style)"] = measure("reference", n, device, args.batch, args.repeats)
         ours, ref = rows["infobatch"], rows["reference (published style)"]
         rows["infobatch vs reference"] = {"plan_speedup": ref["plan_ms"] / ours["plan_ms"],
                                           "observe_speedup": ref["observe_us"] / ours["observe_us"]}
@@ -81,7 +83,7 @@ def main() -> None:
         for name, r in rows.items():
             print(f"  {name:28s} " + "  ".join(f"{k} {v:9.2f}" for k, v in r.items()))
     if device.type == "cuda":  # observe must never wait for the device: any sync raises here
-        s = prepared("infobatch", SIZES[0], device)
+        s = prepared("infobatch", sizes[0], device)
         torch.cuda.set_sync_debug_mode("error")
         s.observe(torch.arange(args.batch, device=device), torch.rand(args.batch, device=device))
         torch.cuda.set_sync_debug_mode(0)

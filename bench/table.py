@@ -11,6 +11,9 @@ def load(name: str) -> dict | None:
 
 
 def main() -> None:
+    smoke = [name for name in ("strategy_overhead", "loop_efficiency", "savings", "loader_speed") if (load(name) or {}).get("smoke")]
+    if smoke:
+        print(f"(--smoke sizes in {', '.join(smoke)}: these figures only show that the benchmarks run)\n")
     overhead = load("strategy_overhead")
     if overhead:
         print(f"Strategy overhead (`{overhead['command']}`, {overhead['device']}, batch {overhead['batch']}):\n")
