@@ -26,6 +26,7 @@ from infobatch_runner.loop import Interrupted
 log = logging.getLogger("infobatch_runner")
 PROG = "infobatch-run"
 FAILED = "failed.json"
+TRACEBACK = "traceback.txt"  # beside failed.json when a job failed on a bug rather than on bad input
 
 
 def fail(message: str, status: int = 2):
@@ -47,7 +48,8 @@ def run(cfg: DictConfig) -> float | None:
     try:
         if multirun and world_from_env().is_main:
             folders.hold(run_dir, "hydra.sweep.dir")
-            (run_dir / FAILED).unlink(missing_ok=True)  # a failed job that is run again
+            for record in (FAILED, TRACEBACK):  # a failed job that is run again
+                (run_dir / record).unlink(missing_ok=True)
         validate(cfg)
         twin = sweep_jobs.finished_twin(cfg, run_dir, Path(hydra_cfg.sweep.dir)) if multirun else None
         if twin is not None:
@@ -64,10 +66,10 @@ def run(cfg: DictConfig) -> float | None:
     except Interrupted as exc:
         print(f"{PROG}: {exc}", file=sys.stderr, flush=True)
         sys.exit(128 + getattr(signal, exc.signal))
-    except Exception as exc:  # a bug: the traceback goes to the job's log, the sweep goes on
+    except Exception as exc:  # a bug: its traceback goes to a file in the job's folder, the sweep goes on
         if not multirun:
             raise
-        log.error("job %s failed:\n%s", hydra_cfg.job.num, traceback.format_exc())
+        (run_dir / TRACEBACK).write_text(traceback.format_exc())
         return job_failed(run_dir, exc, list(hydra_cfg.overrides.task))
     if world_from_env().is_main:
         print(closing_line(summary), flush=True)
@@ -77,7 +79,8 @@ def run(cfg: DictConfig) -> float | None:
 def job_failed(run_dir: Path, exc: BaseException, overrides: list[str]) -> None:
     """Record a sweep job's failure in its folder (the report lists it) and say so in one line."""
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    print(f"{PROG}: job {run_dir.name} failed: {message}", file=sys.stderr, flush=True)
+    where = f" (traceback in {run_dir / TRACEBACK})" if (run_dir / TRACEBACK).exists() else ""
+    print(f"{PROG}: job {run_dir.name} failed: {message}{where}", file=sys.stderr, flush=True)
     try:
         (run_dir / FAILED).write_text(json.dumps({"error": message, "type": type(exc).__name__,
                                                   "overrides": overrides}, indent=2) + "\n")

@@ -144,3 +144,24 @@ def test_budget_mode_jobs_differing_only_in_the_ignored_ratio_run_once(tmp_path)
     assert what_runs(base) != what_runs(OmegaConf.merge(base, {"prune": {"target_saving": 0.2}}))
     fixed = OmegaConf.merge(base, {"prune": {"target_saving": None}})
     assert what_runs(fixed) != what_runs(OmegaConf.merge(fixed, {"prune": {"ratio": 0.7}}))
+
+
+def test_a_job_that_hits_a_bug_is_recorded_with_its_traceback_and_the_sweep_goes_on(tmp_path, monkeypatch, capsys):
+    import infobatch_runner.train as train_module
+
+    real_train = train_module.train
+
+    def buggy_for_infobatch(cfg, run_dir, sweep_dir=None):
+        if cfg.prune.name == "infobatch":
+            raise KeyError("a bug")
+        return real_train(cfg, run_dir, sweep_dir)
+
+    monkeypatch.setattr(train_module, "train", buggy_for_infobatch)
+    sweep = tmp_path / "sweep"
+    status, out = run_main(monkeypatch, capsys, ["-m", "prune=infobatch,full", *TINY, "trainer.epochs=1",
+                                                 f"hydra.sweep.dir={sweep}"])
+    assert status == 1 and "Traceback" not in out, out
+    assert "job 0_infobatch failed: 'a bug' (traceback in" in out
+    assert "KeyError" in (sweep / "0_infobatch" / "traceback.txt").read_text()
+    assert json.loads((sweep / "0_infobatch" / "failed.json").read_text())["type"] == "KeyError"
+    assert (sweep / "1_full" / "summary.json").exists()
