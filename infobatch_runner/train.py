@@ -345,7 +345,7 @@ def build_summary(ctx: Context, c: Counters, scoring: ScoringResult, n_train: in
 def closing_line(summary: dict) -> str:
     ratio = "" if summary["ratio"] is None else f" (ratio {summary['ratio']:g})"
     target = (summary.get("prune") or {}).get("target_saving")
-    if target is not None:  # budget mode: the ratio is ignored, the target is what was asked for
+    if target is not None and summary["strategy"] != "full":  # budget mode: the target is what was asked for
         missed = abs(summary["saving_samples"] - target) > 0.02
         ratio = f" (target saving {target:g}{', missed' if missed else ', met'})"
     if summary["strategy"] == "full":

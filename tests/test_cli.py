@@ -126,3 +126,17 @@ def test_unreachable_wandb_server_falls_back_to_offline(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "logging offline instead" in result.stdout + result.stderr
     assert len(wandb_runs(run_dir)) == 1 and (run_dir / "summary.json").exists()
+
+
+def test_the_closing_line_names_the_budget_target_not_the_ignored_ratio():
+    from infobatch_runner.train import closing_line
+
+    base = {"dataset": "fashion_mnist", "model": "cnn_small", "final/test_acc": 0.9, "best/test_acc": 0.91,
+            "time_cost_s": 10.0, "time_scoring_s": 0.0, "saving_wall": None}
+    budget = {**base, "strategy": "infobatch", "ratio": None, "saving_samples": 0.29,
+              "prune": {"name": "infobatch", "ratio": 0.5, "target_saving": 0.3}}
+    assert closing_line(budget).startswith("infobatch (target saving 0.3, met) on")
+    assert "missed" in closing_line({**budget, "saving_samples": 0.25})
+    full = {**base, "strategy": "full", "ratio": None, "saving_samples": 0.0, "saving_wall": 0.0,
+            "prune": {"name": "full", "ratio": 0.5, "target_saving": 0.3}}
+    assert closing_line(full).startswith("full on fashion_mnist/cnn_small")
