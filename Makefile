@@ -50,6 +50,7 @@ bench: ready
 	$(PY) -m bench.loop_efficiency $(BENCH_ARGS)
 	$(PY) -m bench.savings $(BENCH_ARGS)
 	$(PY) -m bench.loader_speed $(BENCH_ARGS)
+	$(PY) -m bench.optimizer_speed $(BENCH_ARGS)
 	$(PY) -m bench.table
 
 # The GPU smoke test (bench/gpu_check.py): logs and results under $OUT, else outputs/gpu_check/.

@@ -11,7 +11,8 @@ def load(name: str) -> dict | None:
 
 
 def main() -> None:
-    smoke = [name for name in ("strategy_overhead", "loop_efficiency", "savings", "loader_speed") if (load(name) or {}).get("smoke")]
+    smoke = [name for name in ("strategy_overhead", "loop_efficiency", "savings", "loader_speed", "optimizer_speed")
+             if (load(name) or {}).get("smoke")]
     if smoke:
         print(f"(--smoke sizes in {', '.join(smoke)}: these figures only show that the benchmarks run)\n")
     overhead = load("strategy_overhead")
@@ -46,7 +47,13 @@ def main() -> None:
     if loader:
         print(f"Loader speed (`{loader['command']}`, {loader['device']}, {loader['n']:,} CIFAR-size images, batch "
               f"{loader['batch']}, {loader['workers']} workers): device-resident {loader['device_epoch_s']:.2f} s/epoch, "
-              f"DataLoader {loader['dataloader_epoch_s']:.2f} s/epoch, **{loader['speedup']:.1f}x**.")
+              f"DataLoader {loader['dataloader_epoch_s']:.2f} s/epoch, **{loader['speedup']:.1f}x**.\n")
+    optimizers = load("optimizer_speed")
+    if optimizers:
+        print(f"Optimizer step (`{optimizers['command']}`, {optimizers['device']}, {optimizers['model']}, "
+              f"{optimizers['parameters']:,} parameters): " + "; ".join(
+                  f"{name.upper()} ours {r['old_ms_per_step']:.1f} ms, timm {r['timm_ms_per_step']:.1f} ms "
+                  f"(**{r['speedup']:.2f}x**)" for name, r in optimizers["optimizers"].items()) + ".")
 
 
 if __name__ == "__main__":

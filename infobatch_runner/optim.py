@@ -15,69 +15,36 @@ from torch.optim import Optimizer
 from infobatch_runner.errors import UserError
 
 
-def _split_decay(model: nn.Module) -> list[dict]:
-    """Weights in one group; biases and normalisation parameters (ndim <= 1) in another, excluded
-    from weight decay and from layer-wise trust ratios, as LARS and LAMB prescribe."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    plain = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    return [{"params": decay, "exclude": False}, {"params": plain, "exclude": True, "weight_decay": 0.0}]
+def __getattr__(name: str):
+    """`optim.LARS` and `optim.LAMB` are timm's Lars and Lamb, imported when first asked for: timm
+    takes over a second to import, which a CLI that only checks its input should not pay."""
+    if name in ("LARS", "LAMB"):
+        import timm.optim
+
+        return timm.optim.Lars if name == "LARS" else timm.optim.Lamb
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _trust_ratio(p_norm: torch.Tensor, u_norm: torch.Tensor, coefficient: float, eps: float) -> torch.Tensor:
-    ok = (p_norm > 0) & (u_norm > 0)
-    return torch.where(ok, coefficient * p_norm / (u_norm + eps), torch.ones_like(p_norm))
+def weight_decay_groups(model: nn.Module, weight_decay: float, layerwise: bool = False) -> list[dict]:
+    """One grouping for every optimizer: timm's `param_groups_weight_decay`, which puts biases and
+    normalisation parameters (ndim <= 1, or named `*.bias`) in a group with weight_decay 0 and the
+    rest (conv and linear weights) in a group with `weight_decay`.
 
+    timm puts every parameter in its no-decay group when weight_decay is 0, so the split is asked
+    for with a placeholder decay and the configured one set afterwards: the groups (and with them
+    the parameters that get LARS/LAMB trust ratios) do not depend on the decay. With `layerwise`,
+    the decayed group gets `always_adapt=True` (timm then applies the trust ratio even at weight
+    decay 0) and the other `always_adapt=False` (timm skips the trust ratio for a group whose weight
+    decay is 0): biases and normalisation parameters take plain steps, as LARS and LAMB prescribe."""
+    from timm.optim import param_groups_weight_decay
 
-class LARS(Optimizer):
-    """SGD with momentum whose per-layer step is scaled by trust * ||w|| / ||g + wd * w||."""
-
-    def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
-                 trust_coefficient: float = 0.001, eps: float = 1e-9):
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
-                                      trust_coefficient=trust_coefficient, eps=eps, exclude=False))
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                update = p.grad
-                if not group["exclude"]:
-                    update = update.add(p, alpha=group["weight_decay"])
-                    update = update * _trust_ratio(p.norm(), update.norm(), group["trust_coefficient"], group["eps"])
-                state = self.state[p]
-                buf = state.setdefault("momentum_buffer", torch.zeros_like(p))
-                buf.mul_(group["momentum"]).add_(update)
-                p.add_(buf, alpha=-group["lr"])
-
-
-class LAMB(Optimizer):
-    """Adam moments, decoupled weight decay, and a per-layer trust ratio ||w|| / ||update||."""
-
-    def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-6, weight_decay: float = 0.0):
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, exclude=False))
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state.update(step=0, m=torch.zeros_like(p), v=torch.zeros_like(p))
-                state["step"] += 1
-                state["m"].mul_(beta1).add_(p.grad, alpha=1 - beta1)
-                state["v"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-                m_hat = state["m"] / (1 - beta1 ** state["step"])
-                v_hat = state["v"] / (1 - beta2 ** state["step"])
-                update = m_hat / (v_hat.sqrt() + group["eps"])
-                if not group["exclude"]:
-                    update = update.add(p, alpha=group["weight_decay"])
-                    update = update * _trust_ratio(p.norm(), update.norm(), 1.0, 0.0)
-                p.add_(update, alpha=-group["lr"])
+    groups = param_groups_weight_decay(model, weight_decay=1.0)
+    for group in groups:
+        decayed = group["weight_decay"] != 0
+        group["weight_decay"] = float(weight_decay) if decayed else 0.0
+        if layerwise:
+            group["always_adapt"] = decayed
+    return groups
 
 
 OPTIMIZERS = ("sgd", "adamw", "lars", "lamb")
@@ -97,20 +64,30 @@ def parameter_device(model: nn.Module) -> torch.device:
 
 
 def build_optimizer(cfg, model: nn.Module) -> Optimizer:
-    """The optimizer of `cfg` over `model`'s parameters, where they already are (fused on CUDA for
-    SGD and AdamW; LARS and LAMB are ours, per-parameter loops)."""
+    """The optimizer of `cfg` over `model`'s parameters, where they already are, with no weight
+    decay on biases and normalisation parameters (`weight_decay_groups`). SGD and AdamW are torch's
+    (fused on CUDA), LARS and LAMB timm's (multi-tensor on CUDA, per parameter on the CPU)."""
     if cfg.name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+        return torch.optim.SGD(weight_decay_groups(model, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum,
                                nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay,
                                **implementation_for(parameter_device(model)))
     if cfg.name == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
-                                 weight_decay=cfg.weight_decay, **implementation_for(parameter_device(model)))
+        return torch.optim.AdamW(weight_decay_groups(model, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas),
+                                 eps=cfg.eps, weight_decay=cfg.weight_decay,
+                                 **implementation_for(parameter_device(model)))
     if cfg.name == "lars":
-        return LARS(_split_decay(model), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                    trust_coefficient=cfg.trust_coefficient, eps=cfg.eps)
+        from timm.optim import Lars
+
+        # timm's trust ratio is trust_coefficient * |w| / (|g| + weight_decay * |w| + eps) (NVIDIA's LARC form)
+        return Lars(weight_decay_groups(model, cfg.weight_decay, layerwise=True), lr=cfg.lr, momentum=cfg.momentum,
+                    weight_decay=cfg.weight_decay, trust_coeff=cfg.trust_coefficient, eps=cfg.eps)
     if cfg.name == "lamb":
-        return LAMB(_split_decay(model), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+        from timm.optim import Lamb
+
+        # max_grad_norm=None: no global gradient clipping inside the optimizer (trainer.grad_clip does that);
+        # weight decay added to the Adam update before the trust ratio, as in the LAMB paper
+        return Lamb(weight_decay_groups(model, cfg.weight_decay, layerwise=True), lr=cfg.lr,
+                    betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay, max_grad_norm=None)
     raise UserError(f"optimizer.name={cfg.name!r} is unknown; choose one of {', '.join(OPTIMIZERS)}.")
 
 

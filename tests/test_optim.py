@@ -1,4 +1,5 @@
-"""Schedules as functions of fractional epochs, and every optimizer actually optimises."""
+"""Schedules as functions of fractional epochs; every optimizer optimises, with one weight-decay
+grouping (none on biases and normalisation parameters), and LARS/LAMB are timm's steps."""
 
 import math
 
@@ -6,6 +7,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from infobatch_runner import optim
 from infobatch_runner.optim import build_optimizer, build_schedule
 
 
@@ -85,9 +87,93 @@ def test_every_optimizer_reduces_the_loss(name):
     assert losses[-1] < 0.6 * losses[0] and math.isfinite(losses[-1])
 
 
-@pytest.mark.parametrize("name", ["lars", "lamb"])
-def test_layerwise_optimizers_exclude_biases_from_decay(name):
-    model = torch.nn.Linear(4, 2)
-    opt = build_optimizer(OmegaConf.create(OPTIMIZERS[name]), model)
-    excluded = [g for g in opt.param_groups if g["exclude"]]
-    assert len(excluded) == 1 and excluded[0]["params"][0] is model.bias and excluded[0]["weight_decay"] == 0
+def small_net() -> torch.nn.Module:
+    """A conv with bias, a BatchNorm, a linear: weights (ndim > 1), biases and normalisation parameters."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                               torch.nn.Flatten(), torch.nn.Linear(4 * 4 * 4, 3))
+
+
+def group_of(opt, p) -> dict:
+    [group] = [g for g in opt.param_groups if any(q is p for q in g["params"])]
+    return group
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_no_weight_decay_on_biases_and_normalisation_parameters(name):
+    net = small_net()
+    conv, bn, fc = net[0], net[1], net[4]
+    opt = build_optimizer(OmegaConf.create(OPTIMIZERS[name]), net)
+    for p in (conv.bias, bn.weight, bn.bias, fc.bias):
+        assert group_of(opt, p)["weight_decay"] == 0.0
+    for p in (conv.weight, fc.weight):
+        assert group_of(opt, p)["weight_decay"] == OPTIMIZERS[name]["weight_decay"] > 0
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(net.parameters()))
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_one_step_moves_the_weights_and_leaves_a_zero_gradient_bn_weight_alone(name):
+    """A parameter whose gradient is zero moves only by weight decay: the BN weight must not move,
+    a conv weight with a zero gradient must (it is decayed), the rest move by their gradients."""
+    net = small_net()
+    conv, bn, fc = net[0], net[1], net[4]
+    with torch.no_grad():
+        bn.weight.fill_(1.5)  # not 0: decay would visibly shrink it
+    opt = build_optimizer(OmegaConf.create(OPTIMIZERS[name]), net)
+    net(torch.randn(8, 3, 6, 6)).square().mean().backward()
+    bn.weight.grad.zero_()
+    conv.weight.grad.zero_()
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    opt.step()
+    after = dict(net.named_parameters())
+    assert torch.equal(after["1.weight"], before["1.weight"])
+    assert not torch.equal(after["0.weight"], before["0.weight"])  # decay alone moved it
+    assert (after["0.weight"].norm() < before["0.weight"].norm()).item()
+    for n in ("0.bias", "1.bias", "4.weight", "4.bias"):
+        assert not torch.equal(after[n], before[n]), n
+
+
+def test_zero_weight_decay_still_makes_two_groups():
+    net = small_net()
+    for name in sorted(OPTIMIZERS):
+        opt = build_optimizer(OmegaConf.create({**OPTIMIZERS[name], "weight_decay": 0.0}), net)
+        assert [len(g["params"]) for g in opt.param_groups] == [4, 2]  # 3 biases and the BN weight | 2 weights
+        assert all(g["weight_decay"] == 0 for g in opt.param_groups)
+
+
+def one_step(cfg: dict, weight: torch.Tensor, bias: torch.Tensor, grad_w: torch.Tensor, grad_b: torch.Tensor):
+    layer = torch.nn.Linear(weight.shape[1], weight.shape[0])
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+        layer.bias.copy_(bias)
+    opt = build_optimizer(OmegaConf.create(cfg), layer)
+    layer.weight.grad, layer.bias.grad = grad_w.clone(), grad_b.clone()
+    opt.step()
+    return layer.weight.detach(), layer.bias.detach(), opt
+
+
+@pytest.mark.parametrize("weight_decay", [1e-2, 0.0])
+def test_lars_is_timms_trust_ratio_on_weights_and_plain_sgd_on_biases(weight_decay):
+    """timm's Lars (NVIDIA LARC form): the weights' step is lr * trust * |w| / (|g| + wd |w| + eps) * (g + wd w),
+    also at weight decay 0 (always_adapt on that group); biases and BN parameters take lr * g."""
+    torch.manual_seed(1)
+    w, b, gw, gb = torch.randn(3, 5), torch.randn(3), torch.randn(3, 5), torch.randn(3)
+    cfg = {**OPTIMIZERS["lars"], "weight_decay": weight_decay}
+    new_w, new_b, opt = one_step(cfg, w, b, gw, gb)
+    assert isinstance(opt, optim.LARS) and optim.LARS.__module__.startswith("timm.")
+    trust = cfg["trust_coefficient"] * w.norm() / (gw.norm() + weight_decay * w.norm() + cfg["eps"])
+    assert torch.allclose(new_w, w - cfg["lr"] * trust * (gw + weight_decay * w), atol=1e-6)
+    assert torch.allclose(new_b, b - cfg["lr"] * gb, atol=1e-6)
+
+
+def test_lamb_is_the_papers_step_without_gradient_clipping():
+    """First step: m_hat = g, v_hat = g^2; update u = g / (|g| + eps) + wd w; weights move by
+    lr * |w| / |u| * u, biases by lr * g / (|g| + eps), and a large gradient is not clipped first."""
+    torch.manual_seed(2)
+    w, b, gw, gb = torch.randn(3, 5), torch.randn(3), 100 * torch.randn(3, 5), 100 * torch.randn(3)
+    cfg = OPTIMIZERS["lamb"]
+    new_w, new_b, opt = one_step(cfg, w, b, gw, gb)
+    assert isinstance(opt, optim.LAMB) and opt.defaults["max_grad_norm"] is None
+    u = gw / (gw.abs() + cfg["eps"]) + cfg["weight_decay"] * w
+    assert torch.allclose(new_w, w - cfg["lr"] * w.norm() / u.norm() * u, atol=1e-6)
+    assert torch.allclose(new_b, b - cfg["lr"] * gb / (gb.abs() + cfg["eps"]), atol=1e-6)
