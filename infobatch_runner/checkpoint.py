@@ -120,14 +120,14 @@ def config_difference(saved: dict, current: dict, prefix: str = "") -> str | Non
 NOT_COMPARED = {"trainer": ("checkpoint_every",)}
 # Settings added since checkpoints were first written, with the value that does what earlier
 # versions did without them: a checkpoint that lacks one is read as having that value.
-IMPLICIT = {"trainer": {"tf32": True}}
+IMPLICIT = {"trainer": {"tf32": True}, "dataset": {"val_fraction": 0.0}}
 
 
 def resumable_config(cfg: DictConfig) -> dict:
     """The config a checkpoint must agree with: everything but how the run is resumed, logged and
-    checkpointed."""
+    checkpointed, and what it returns to a sweeper (`objective`: it changes nothing the run computes)."""
     plain = OmegaConf.to_container(cfg, resolve=True)
-    kept = {k: v for k, v in plain.items() if k not in ("resume", "logger", "hydra")}
+    kept = {k: v for k, v in plain.items() if k not in ("resume", "logger", "hydra", "objective")}
     for group, keys in NOT_COMPARED.items():
         if isinstance(kept.get(group), dict):
             kept[group] = {k: v for k, v in kept[group].items() if k not in keys}

@@ -5,6 +5,7 @@ is written (preflight.py). In a sweep, a job that fails at run time is recorded 
 (failed.json in its folder), the other jobs run, and the report lists it; the sweep then exits 1.
 """
 
+import importlib.util
 import json
 import logging
 import os
@@ -35,11 +36,14 @@ def fail(message: str, status: int = 2):
 
 
 @hydra.main(version_base="1.3", config_path="pkg://infobatch_runner.conf", config_name="config")
-def run(cfg: DictConfig) -> float | None:
+def run(cfg: DictConfig) -> float | tuple[float, float] | None:
+    """One job. Returns what a Hydra sweeper (Optuna) optimises, chosen by `objective`
+    (train.objective_of): the validation accuracy, or (it, saving_samples); never a test-set number,
+    and None when the run has no validation split (objective=auto) or the job failed."""
     from infobatch_runner import folders, sweep_jobs
     from infobatch_runner.distributed import world_from_env
     from infobatch_runner.pruning import ignored_params
-    from infobatch_runner.train import closing_line, train
+    from infobatch_runner.train import closing_line, objective_of, train
     from infobatch_runner.validate import validate
 
     hydra_cfg = HydraConfig.get()
@@ -57,7 +61,7 @@ def run(cfg: DictConfig) -> float | None:
             ignored = ", ".join(f"prune.{k}" for k in sorted(ignored_params(cfg.prune))) or "nothing"
             print(f"{PROG}: job {run_dir.name} makes the same run as {twin.name} (prune={cfg.prune.name} ignores "
                   f"{ignored}): skipped, its results are {twin.name}'s.", flush=True)
-            return json.loads((twin / "summary.json").read_text())["final/test_acc"]
+            return objective_of(cfg.objective, json.loads((twin / "summary.json").read_text()))
         summary = train(cfg, run_dir, Path(hydra_cfg.sweep.dir) if multirun else None)
     except UserError as exc:
         if not multirun:
@@ -72,8 +76,8 @@ def run(cfg: DictConfig) -> float | None:
         (run_dir / TRACEBACK).write_text(traceback.format_exc())
         return job_failed(run_dir, exc, list(hydra_cfg.overrides.task))
     if world_from_env().is_main:
-        print(closing_line(summary), flush=True)
-    return summary["final/test_acc"]  # what a Hydra sweeper (e.g. Optuna) would optimise
+        print(closing_line(summary, cfg.objective), flush=True)
+    return objective_of(cfg.objective, summary)  # what a Hydra sweeper (e.g. Optuna) optimises
 
 
 def job_failed(run_dir: Path, exc: BaseException, overrides: list[str]) -> None:
@@ -96,6 +100,20 @@ def torchrun_device(preflight) -> str:
     return str(launch.jobs[0].cfg.trainer.device) if launch is not None and launch.jobs else "auto"
 
 
+def check_search_plugin(args: list[str]) -> None:
+    """hparams_search=... runs Hydra's Optuna sweeper, an optional extra: say how to install it."""
+    asked = [a.split("=", 1)[1] for a in args if a.lstrip("+").startswith("hparams_search=") and not a.endswith("=null")]
+    if not asked:
+        return
+    try:
+        found = importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is not None
+    except ModuleNotFoundError:  # not even the hydra_plugins namespace
+        found = False
+    if not found:
+        raise UserError(f"hparams_search={asked[0]} needs Hydra's Optuna sweeper, which is not installed; "
+                        "install it with pip install 'infobatch-runner[optuna]'.")
+
+
 def main() -> None:
     from infobatch_runner import folders, preflight
     from infobatch_runner.callbacks import SweepReport
@@ -109,6 +127,7 @@ def main() -> None:
     full_errors = bool(user_setting)  # the user asked for tracebacks
     try:
         check_group_choices(sys.argv[1:])
+        check_search_plugin(sys.argv[1:])
         world = world_from_env(torchrun_device(preflight) if os.environ.get("WORLD_SIZE", "1") != "1" else "auto")
         sys.argv += agreed_overrides(world, sys.argv[1:])  # under torchrun: one run folder
         launch = preflight.inspect(sys.argv[1:])

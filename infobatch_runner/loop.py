@@ -40,10 +40,14 @@ def plain(node) -> dict:
 
 def setting_of(ctx: Context) -> dict:
     """Everything besides the strategy and the seed that shapes a training's result and cost: what
-    must match for a full-data run to be another run's baseline, or for cached scores to apply."""
+    must match for a full-data run to be another run's baseline, or for cached scores to apply.
+    A validation split (dataset.val_fraction > 0) is part of it: it changes the data trained on."""
     cfg = ctx.cfg
+    dataset = plain(cfg.dataset)
+    if not dataset.get("val_fraction"):  # no split: the setting (and score cache key) of earlier versions
+        dataset.pop("val_fraction", None)
     return {
-        "dataset": plain(cfg.dataset),
+        "dataset": dataset,
         "model": plain(cfg.model),
         "optimizer": plain(cfg.optimizer),
         "scheduler": plain(cfg.scheduler),
@@ -244,10 +248,11 @@ def warm_up(ctx: Context, steps: int = 3) -> float:
 
 
 @torch.no_grad()
-def evaluate(ctx: Context, model) -> tuple[float, float]:
-    """Test accuracy and mean cross-entropy over the whole test set (one host read at the end)."""
+def evaluate(ctx: Context, model, loader=None) -> tuple[float, float]:
+    """Accuracy and mean cross-entropy over the whole test set, or over `loader` (the validation
+    split), without augmentation (one host read at the end)."""
     model.eval()
-    loader = ctx.data.test
+    loader = ctx.data.test if loader is None else loader
     correct = torch.zeros((), dtype=torch.int64, device=ctx.device)
     loss_sum = torch.zeros((), device=ctx.device)
     n = len(loader)

@@ -116,8 +116,11 @@ def _inspect(overrides: list[str], multirun: bool, validate) -> Launch:
         folder = Path(str(cfg.hydra.run.dir))
         return Launch(False, folder, [Job([o.input_line for o in task], job_cfg, folder)],
                       [f"hydra.run.dir={_quote(folder)}"])
-    if _sweeper_target(hydra_overrides) != f"{BasicSweeper.__module__}.{BasicSweeper.__name__}":
-        return _other_sweeper(hydra_overrides, overrides)
+    # A config group (hparams_search=..., experiment=...) may choose the sweeper too: compose with
+    # every override that is not a sweep to find it.
+    fixed = hydra_overrides + [o.input_line for o in task if not o.is_sweep_override()]
+    if _sweeper_target(fixed) != f"{BasicSweeper.__module__}.{BasicSweeper.__name__}":
+        return _other_sweeper(fixed, validate)
     jobs = []
     expanded = [job for batch in BasicSweeper.split_arguments(task, None) for job in batch]
     swept = {o.key_or_group for o in task if o.is_sweep_override()}
@@ -136,11 +139,18 @@ def _sweeper_target(hydra_overrides: list[str]) -> str:
     return str(cfg.hydra.sweeper._target_)
 
 
-def _other_sweeper(hydra_overrides: list[str], overrides: list[str]) -> Launch:
-    """A sweeper that chooses its jobs as it goes (Optuna...): check the base config and the folder."""
-    cfg = compose(config_name="config", overrides=hydra_overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    return Launch(True, Path(str(cfg.hydra.sweep.dir)), [], [f"hydra.sweep.dir={_quote(Path(str(cfg.hydra.sweep.dir)))}"])
+def _other_sweeper(fixed: list[str], validate) -> Launch:
+    """A sweeper that chooses its jobs as it goes (Optuna...): check the base config (every override
+    but the sweeps, which the sweeper expands) and the folder. A search optimises what run() returns,
+    which without a validation split is nothing: refused here, before any trial runs."""
+    cfg, job_cfg = _compose(fixed)
+    _validate(validate, job_cfg, None)
+    if job_cfg.objective == "auto" and not job_cfg.dataset.val_fraction:
+        raise UserError(f"the {str(cfg.hydra.sweeper._target_).rsplit('.', 1)[-1]} searches on what each run returns, "
+                        "and without a validation split a run returns nothing (never the test accuracy); set "
+                        "dataset.val_fraction (e.g. 0.1), or use hparams_search=infobatch_optuna.")
+    folder = Path(str(cfg.hydra.sweep.dir))
+    return Launch(True, folder, [], [f"hydra.sweep.dir={_quote(folder)}"])
 
 
 def _validate(validate, cfg: DictConfig, job_overrides: list[str] | None) -> None:

@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infobatch_runner.tracking import write_json_atomic
+from infobatch_runner.tracking import VAL_KEYS, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,8 @@ def check_summary(summary) -> None:
 
 
 def read_rows(path: Path) -> list[dict]:
-    """metrics.csv as floats; BadRun naming the line and column of the first value that is not a number."""
+    """metrics.csv as floats; BadRun naming the line and column of the first value that is not a number.
+    The validation columns (absent before they existed) may be empty: NaN, as without a split."""
     try:
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
@@ -150,7 +151,7 @@ def read_rows(path: Path) -> list[dict]:
                     if k is None:
                         raise BadRun(f"metrics.csv line {reader.line_num}: more values than columns")
                     try:
-                        parsed[k] = float(v)
+                        parsed[k] = math.nan if k in VAL_KEYS and v == "" else float(v)
                     except (TypeError, ValueError):
                         what = "is missing" if v is None else f"is {v!r}, not a number"
                         raise BadRun(f"metrics.csv line {reader.line_num}: {k} {what}") from None

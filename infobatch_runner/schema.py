@@ -42,6 +42,7 @@ class InMemoryDataset:
     download: bool = MISSING
     limit_train: Optional[int] = MISSING
     limit_test: Optional[int] = MISSING
+    val_fraction: float = MISSING  # held out of training for validation (0: no split)
     num_classes: int = MISSING
     channels: int = MISSING
     image_size: int = MISSING
@@ -61,6 +62,7 @@ class ImageFolderDataset:
     test_dir: str = MISSING
     limit_train: Optional[int] = MISSING
     limit_test: Optional[int] = MISSING
+    val_fraction: float = MISSING  # held out of training for validation (0: no split)
     num_classes: Optional[int] = MISSING  # null: count the class folders
     channels: int = MISSING
     image_size: int = MISSING
@@ -77,6 +79,7 @@ class SyntheticDataset:
     download: bool = MISSING
     limit_train: Optional[int] = MISSING
     limit_test: Optional[int] = MISSING
+    val_fraction: float = MISSING  # held out of training for validation (0: no split)
     num_train: int = MISSING
     num_test: int = MISSING
     num_classes: int = MISSING
@@ -322,7 +325,7 @@ class Trainer:
 
 @dataclass
 class Config:
-    """The root: one node per group (typed by the option's own schema) plus seed and resume."""
+    """The root: one node per group (typed by the option's own schema) plus seed, resume and objective."""
 
     dataset: Any = MISSING
     model: Any = MISSING
@@ -333,6 +336,7 @@ class Config:
     trainer: Any = MISSING
     seed: int = MISSING
     resume: Optional[str] = MISSING  # auto | null
+    objective: str = MISSING  # what run() returns to a sweeper: auto | val_acc | val_acc+saving
 
 
 # The schema of each option of each group; `trainer` has one schema whatever its option.

@@ -8,6 +8,7 @@ and a group per dataset + model. W&B never prompts: with no credentials it runs 
 import csv
 import json
 import logging
+import math
 import netrc
 import os
 from pathlib import Path
@@ -17,7 +18,11 @@ from infobatch_runner.errors import UserError
 
 log = logging.getLogger(__name__)
 
-EPOCH_KEYS = ("epoch", "lr", "train/loss", "train/kept_fraction", "train/epoch_time_s", "test/acc", "test/loss")
+EPOCH_KEYS = ("epoch", "lr", "train/loss", "train/kept_fraction", "train/epoch_time_s", "test/acc", "test/loss",
+              "val/acc", "val/loss")
+VAL_KEYS = ("val/acc", "val/loss")  # NaN without a validation split (dataset.val_fraction=0)
+# The columns of earlier versions (no validation split): still read, their rows given NaN val columns.
+EPOCH_KEYS_BEFORE_VAL = tuple(k for k in EPOCH_KEYS if k not in VAL_KEYS)
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
@@ -46,13 +51,15 @@ def read_metrics(path: Path) -> list[dict]:
             reader = csv.DictReader(f)
             if reader.fieldnames is None:
                 return []
-            if tuple(reader.fieldnames) != EPOCH_KEYS:
+            if tuple(reader.fieldnames) not in (EPOCH_KEYS, EPOCH_KEYS_BEFORE_VAL):
                 raise UserError(f"{path} does not have the columns this tool writes ({', '.join(EPOCH_KEYS)}); "
                                 "move it away or choose another hydra.run.dir.")
             rows = []
             for line, row in enumerate(reader, start=2):
                 try:
-                    rows.append({k: int(v) if k == "epoch" else float(v) for k, v in row.items()})
+                    rows.append({**{k: math.nan for k in VAL_KEYS},
+                                 **{k: int(v) if k == "epoch" else math.nan if k in VAL_KEYS and v == "" else float(v)
+                                    for k, v in row.items()}})
                 except (TypeError, ValueError):
                     raise UserError(f"{path} line {line} is not a row this tool wrote ({', '.join(map(str, row.values()))}"
                                     "); delete that line or choose another hydra.run.dir.") from None
@@ -125,23 +132,37 @@ def has_wandb_credentials() -> bool:
 
 
 def start_wandb_run(mode: str, where: Path, init_timeout: float = 60, **kwargs):
-    """wandb.init that never prompts and never loses the work: offline, with one notice, when
-    there are no credentials or the server cannot be reached."""
+    """wandb.init that never prompts and never loses the work: offline when there are no
+    credentials or the server cannot be reached. W&B's own console output is off (`silent`: its
+    header of three lines per offline run, its footer); a training run (job_type "train") says
+    one line instead: its URL, or where its offline data is and how to upload it. The sweep's
+    report run and the reopening of runs to add saving_wall say nothing unless something fails."""
     import wandb
 
+    train = kwargs.get("job_type") == "train"
+    said = False
     if mode == "online" and not has_wandb_credentials():
-        log.warning("W&B: no API key found (WANDB_API_KEY or `wandb login`), logging offline to %s/wandb; "
-                    "upload later with `wandb sync`.", where)
+        if train:
+            log.warning("W&B: no API key found (WANDB_API_KEY or `wandb login`), logging offline to %s/wandb; "
+                        "upload later with `wandb sync`.", where)
+            said = True
         mode = "offline"
     kwargs.update(dir=str(where), reinit="finish_previous",
-                  settings=wandb.Settings(console="off", quiet=True, init_timeout=init_timeout))
+                  settings=wandb.Settings(console="off", quiet=True, silent=True, init_timeout=init_timeout))
     try:
-        return wandb.init(mode=mode, **kwargs)
+        run = wandb.init(mode=mode, **kwargs)
     except Exception as exc:  # an unreachable server or a rejected key must not lose the run
         if mode != "online":
             raise
         log.warning("W&B: could not start an online run (%s); logging offline instead.", str(exc).splitlines()[0])
-        return wandb.init(mode="offline", **kwargs)
+        said = True
+        run = wandb.init(mode="offline", **kwargs)
+    if train and not said:
+        if run.offline:
+            log.info("W&B: offline; upload later with `wandb sync %s`.", run.sync_dir)
+        else:
+            log.info("W&B: %s", run.url)
+    return run
 
 
 class WandbTracker:
@@ -160,7 +181,8 @@ class WandbTracker:
                 "group": self.run.group, "mode": "offline" if self.run.offline else "online"}
 
     def log_epoch(self, row: dict) -> None:
-        self.run.log(dict(row))
+        # Without a validation split its columns are NaN: W&B gets no val/* series at all.
+        self.run.log({k: v for k, v in row.items() if not (k in VAL_KEYS and math.isnan(v))})
 
     def log_summary(self, summary: dict) -> None:
         self.run.summary.update(summary)

@@ -7,6 +7,7 @@ included, evaluation excluded); per-batch values stay on the device and are read
 
 import json
 import logging
+import math
 import signal
 import threading
 from contextlib import contextmanager
@@ -49,6 +50,8 @@ class Counters:
     skipped_batches: int = 0
     test_acc: list[float] = field(default_factory=list)
     test_loss: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)  # per epoch, with a validation split only
+    val_loss: list[float] = field(default_factory=list)
 
 
 def setup(cfg: DictConfig, world: World = SINGLE) -> Context:
@@ -103,8 +106,9 @@ def train(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> dict
     start_epoch = state["epoch"] if state else 0
     trackers = build_trackers(cfg, run_dir, plain(cfg), resume_from_epoch=start_epoch,
                               wandb_id=state["wandb_id"] if state else None) if world.is_main else Trackers([])
-    log.info("%s on %s/%s: %d train / %d test samples, %s, %s%s", cfg.prune.name, cfg.dataset.name, cfg.model.name,
-             n_train, len(ctx.data.test), device_name(device), ctx.precision,
+    val = f" / {len(ctx.data.val)} validation" if ctx.data.val is not None else ""
+    log.info("%s on %s/%s: %d train%s / %d test samples, %s, %s%s", cfg.prune.name, cfg.dataset.name, cfg.model.name,
+             n_train, val, len(ctx.data.test), device_name(device), ctx.precision,
              f", resuming after epoch {start_epoch}" if state else "")
     stop = StopFlag()
     try:
@@ -194,6 +198,11 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
 
         eval_start = timed_now(device)
         test_acc, test_loss = evaluate(ctx, net.model)
+        val_acc = val_loss = math.nan
+        if ctx.data.val is not None:  # the held-out split, like the test set: no augmentation
+            val_acc, val_loss = evaluate(ctx, net.model, ctx.data.val)
+            counts.val_acc.append(val_acc)
+            counts.val_loss.append(val_loss)
         counts.time_eval_s += timed_now(device) - eval_start
         counts.test_acc.append(test_acc)
         counts.test_loss.append(test_loss)
@@ -206,6 +215,8 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
             "train/epoch_time_s": epoch_time,
             "test/acc": test_acc,
             "test/loss": test_loss,
+            "val/acc": val_acc,  # NaN without a validation split
+            "val/loss": val_loss,
         }
         trackers.log_epoch(row)
         if checkpoint.due(epoch + 1, t.checkpoint_every, t.epochs):
@@ -213,9 +224,9 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
                 counts.time_checkpoint_s += save_epoch_end(epoch + 1, ctx, net, strategy, counts, scoring, trackers,
                                                            run_dir)
             last_saved = epoch + 1
-        log.info("epoch %d/%d  kept %5.1f%%  loss %.4f  test acc %.4f  test loss %.4f  lr %.3g  %.1fs",
+        log.info("epoch %d/%d  kept %5.1f%%  loss %.4f  test acc %.4f  test loss %.4f%s  lr %.3g  %.1fs",
                  epoch + 1, t.epochs, 100 * row["train/kept_fraction"], row["train/loss"], test_acc, test_loss,
-                 row["lr"], epoch_time)
+                 f"  val acc {val_acc:.4f}" if ctx.data.val is not None else "", row["lr"], epoch_time)
 
     summary = build_summary(ctx, counts, scoring, n_train)
     summary["wandb"] = trackers.wandb_info()
@@ -234,13 +245,15 @@ def stopped(what: str, last_saved: int | None, every: int, run_dir: Path) -> str
 def save_epoch_end(epochs_done: int, ctx: Context, net: Trainable, strategy, counts: Counters, scoring: ScoringResult,
                    trackers, run_dir: Path, best: bool = True) -> float:
     """Checkpoint the run after `epochs_done` epochs: last.pt, and best.pt when (best) the last
-    epoch's accuracy is the best of the checkpointed epochs'. Returns the device-synchronised wall
+    epoch's accuracy is the best of the checkpointed epochs' (the validation accuracy when there is a
+    split: no model is chosen on the test set then). Returns the device-synchronised wall
     clock it took (the state copied to the host, both files written and fsynced): time_checkpoint_s.
     The checkpoint's own counters cannot hold its own time, so a resumed run lacks that one."""
     start = timed_now(ctx.device)
     t = ctx.cfg.trainer
-    checkpointed = [a for i, a in enumerate(counts.test_acc) if checkpoint.due(i + 1, t.checkpoint_every, t.epochs)]
-    is_best = best and bool(checkpointed) and counts.test_acc[-1] >= max(checkpointed)
+    accuracy = counts.val_acc if ctx.data.val is not None and counts.val_acc else counts.test_acc
+    checkpointed = [a for i, a in enumerate(accuracy) if checkpoint.due(i + 1, t.checkpoint_every, t.epochs)]
+    is_best = best and bool(checkpointed) and accuracy[-1] >= max(checkpointed)
     checkpoint.save(run_dir / "checkpoints", snapshot(epochs_done, ctx, net, strategy, counts, scoring,
                                                       (trackers.wandb_info() or {}).get("id")), is_best=is_best)
     return timed_now(ctx.device) - start
@@ -288,15 +301,22 @@ def snapshot(epochs_done: int, ctx: Context, net: Trainable, strategy, counts: C
 
 
 def restore(state: dict, ctx: Context, net: Trainable, strategy, warmup_s: float) -> Counters:
-    """Put a snapshot back; returns its counters (this run's warm-up added)."""
-    net.module.load_state_dict(state["model"])
-    net.optimizer.load_state_dict(state["optimizer"])
-    net.scaler.load_state_dict(state["scaler"])
-    strategy.load_state_dict(state["strategy"])
-    if state["loader"] is not None:
-        ctx.data.train.gen.set_state(state["loader"])
-    checkpoint.set_rng_state(state["rng"], ctx.device)
-    counts = Counters(**state["counters"])
+    """Put a snapshot back; returns its counters (this run's warm-up added). A snapshot whose pieces
+    no longer fit (written by another version: other parameter groups, counters, strategy state)
+    is one sentence, before anything of the run is overwritten."""
+    try:
+        net.module.load_state_dict(state["model"])
+        net.optimizer.load_state_dict(state["optimizer"])
+        net.scaler.load_state_dict(state["scaler"])
+        strategy.load_state_dict(state["strategy"])
+        if state["loader"] is not None:
+            ctx.data.train.gen.set_state(state["loader"])
+        checkpoint.set_rng_state(state["rng"], ctx.device)
+        counts = Counters(**state["counters"])
+    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"the checkpoint does not fit this version of infobatch-runner ({reason}); start the run "
+                        "afresh in another hydra.run.dir.") from None
     counts.time_warmup_s += warmup_s
     return counts
 
@@ -319,7 +339,8 @@ def build_summary(ctx: Context, c: Counters, scoring: ScoringResult, n_train: in
         "seed": cfg.seed,
         "device": device_name(ctx.device),
         "precision": ctx.precision,
-        "num_train": n_train,
+        "num_train": n_train,  # what the strategy prunes: the training set less the validation split
+        "num_val": 0 if ctx.data.val is None else len(ctx.data.val),
         "samples_trained": c.samples_trained,
         "samples_scoring": scoring.samples,
         "saving_samples": 1.0 - (c.samples_trained + scoring.samples) / (epochs * n_train),
@@ -339,10 +360,29 @@ def build_summary(ctx: Context, c: Counters, scoring: ScoringResult, n_train: in
         "final/test_loss": c.test_loss[-1],
         "best/test_acc": c.test_acc[best],
         "best/epoch": best,
+        # The validation split's (dataset.val_fraction > 0; null without one): what a search optimises.
+        "final/val_acc": c.val_acc[-1] if ctx.data.val is not None and c.val_acc else None,
+        "best/val_acc": max(c.val_acc) if ctx.data.val is not None and c.val_acc else None,
     }
 
 
-def closing_line(summary: dict) -> str:
+def objective_of(objective: str, summary: dict) -> float | tuple[float, float] | None:
+    """What run() returns to a Hydra sweeper (Optuna), never a test-set number: `val_acc`, the final
+    validation accuracy; `val_acc+saving`, (that, saving_samples) for a two-objective search; `auto`,
+    the validation accuracy when the run has a split, else None (nothing a search may optimise).
+
+    The saving is always saving_samples: a search runs no full-data baseline, so saving_wall is
+    unknown for most trials, and a study must compare every trial on the same measure; samples
+    saved are also exact where wall-clock moves by about ±10% between runs on a shared machine."""
+    val = summary.get("final/val_acc")
+    if objective == "val_acc+saving":
+        return (val, summary["saving_samples"])
+    if objective == "val_acc" or (objective == "auto" and val is not None):
+        return val
+    return None
+
+
+def closing_line(summary: dict, objective: str | None = None) -> str:
     ratio = "" if summary["ratio"] is None else f" (ratio {summary['ratio']:g})"
     target = (summary.get("prune") or {}).get("target_saving")
     if target is not None and summary["strategy"] != "full":  # budget mode: the target is what was asked for
@@ -355,8 +395,16 @@ def closing_line(summary: dict) -> str:
     else:
         wall = f"wall-clock saving {100 * summary['saving_wall']:.1f}% vs the sweep's full-data run"
     scoring = f" incl. {summary['time_scoring_s']:.1f} s scoring" if summary["time_scoring_s"] else ""
-    return (
+    line = (
         f"{summary['strategy']}{ratio} on {summary['dataset']}/{summary['model']}: "
         f"final test acc {summary['final/test_acc']:.4f} (best {summary['best/test_acc']:.4f}) | "
         f"samples saved {100 * summary['saving_samples']:.1f}% | cost {summary['time_cost_s']:.1f} s{scoring} | {wall}"
     )
+    if summary.get("final/val_acc") is not None:
+        line += f" | val acc {summary['final/val_acc']:.4f} (best {summary['best/val_acc']:.4f})"
+    value = objective_of(objective, summary) if objective else None
+    if isinstance(value, tuple):
+        line += f" | objective (val_acc, saving_samples) = ({value[0]:.4f}, {value[1]:.4f})"
+    elif value is not None:
+        line += f" | objective val_acc = {value:.4f}"
+    return line

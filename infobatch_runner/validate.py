@@ -20,6 +20,8 @@ LOGGERS = ("wandb", "none")
 LOGGER_MODES = ("online", "offline", "disabled")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 STEMS = ("auto", "cifar", "imagenet")
+# What run() hands a Hydra sweeper (train.objective_of): never the test accuracy.
+OBJECTIVES = ("auto", "val_acc", "val_acc+saving")
 
 
 def _is_int(v) -> bool:
@@ -107,6 +109,11 @@ def validate(cfg: DictConfig) -> None:
     need_choice("dataset.name", d.name, DATASETS)
     need_int("dataset.limit_train", d.limit_train, optional=True)
     need_int("dataset.limit_test", d.limit_test, optional=True)
+    need_number("dataset.val_fraction", d.val_fraction, 0.0, 0.5)
+    need_choice("objective", cfg.objective, OBJECTIVES)
+    if cfg.objective != "auto" and d.val_fraction == 0:
+        raise UserError(f"objective={cfg.objective} is measured on a validation split, but dataset.val_fraction is 0; "
+                        "set dataset.val_fraction (e.g. 0.1) so that no search tunes on the test set.")
     need_int("dataset.num_classes", d.num_classes, low=2, optional=d.name == "imagenet")  # imagenet: null counts folders
     need_int("dataset.channels", d.channels)
     need_int("dataset.image_size", d.image_size, low=8)

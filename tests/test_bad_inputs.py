@@ -401,3 +401,17 @@ def test_a_bad_report_input_is_one_sentence_and_loses_nothing(tmp_path, capsys, 
 
 def test_the_table_is_as_long_as_promised():
     assert len(BAD) + len(FAULTS) + len(REPORT_FAULTS) >= 60
+
+
+def test_a_checkpoint_whose_optimizer_state_does_not_fit_is_one_sentence(tmp_path, monkeypatch, capsys, finished_run):
+    run = _copy_run(tmp_path, finished_run)
+    (run / "summary.json").unlink()
+    path = run / "checkpoints" / "last.pt"
+    state = torch.load(path, weights_only=False)
+    state["epoch"] = 1
+    state["optimizer"]["param_groups"] = state["optimizer"]["param_groups"][:1]  # an earlier version's grouping
+    torch.save(state, path)
+    before = snapshot(tmp_path)
+    status, out = run_main(monkeypatch, capsys, TINY + [f"hydra.run.dir={run}", "resume=auto"])
+    assert_one_sentence(status, out, "infobatch-run", "does not fit this version")
+    assert snapshot(tmp_path)["run/checkpoints/last.pt"] == before["run/checkpoints/last.pt"]

@@ -32,7 +32,7 @@ def test_single_run_writes_metrics_summary_and_an_offline_wandb_run(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "final test acc" in result.stdout and "samples saved" in result.stdout
     lines = (run_dir / "metrics.csv").read_text().splitlines()
-    assert lines[0] == "epoch,lr,train/loss,train/kept_fraction,train/epoch_time_s,test/acc,test/loss"
+    assert lines[0] == "epoch,lr,train/loss,train/kept_fraction,train/epoch_time_s,test/acc,test/loss,val/acc,val/loss"
     assert len(lines) == 1 + 3
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["strategy"] == "infobatch" and summary["epochs"] == 3

@@ -9,7 +9,7 @@ from infobatch_runner.errors import UserError
 from infobatch_runner.pruning import STRATEGIES
 from infobatch_runner.validate import validate
 
-GROUPS = ["dataset", "model", "optimizer", "scheduler", "prune", "logger", "trainer", "experiment"]
+GROUPS = ["dataset", "model", "optimizer", "scheduler", "prune", "logger", "trainer", "experiment", "hparams_search"]
 EXPECTED = {
     "dataset": {"fashion_mnist", "cifar10", "cifar100", "imagenet", "synthetic"},
     "model": {"cnn_small", "resnet18", "resnet50", "timm"},
@@ -18,11 +18,12 @@ EXPECTED = {
     "prune": set(STRATEGIES),  # every registered strategy has its config file, and nothing else does
     "logger": {"wandb", "none"},
     "experiment": {"fashion_mnist_quick", "cifar10_resnet18", "cifar100_resnet50", "imagenet_resnet50"},
+    "hparams_search": {"infobatch_optuna", "infobatch_optuna_saving"},
 }
 PUBLIC_KEYS = [
     "seed", "trainer.epochs", "trainer.batch_size", "trainer.device", "trainer.precision", "trainer.num_workers",
     "dataset.root", "dataset.limit_train", "dataset.limit_test", "dataset.download", "prune.ratio",
-    "logger.mode", "logger.project",
+    "logger.mode", "logger.project", "dataset.val_fraction", "objective",
 ]
 
 
@@ -35,8 +36,39 @@ def test_groups_hold_the_documented_options():
 def test_every_option_composes_and_validates(compose_cfg, group, option):
     cfg = compose_cfg([f"{group}={option}"])
     validate(cfg)
-    if group not in ("trainer", "experiment"):
+    if group not in ("trainer", "experiment", "hparams_search"):
         assert cfg[group].name == option
+
+
+def test_no_split_and_no_objective_by_default(compose_cfg):
+    cfg = compose_cfg([])
+    assert cfg.dataset.val_fraction == 0.0 and cfg.objective == "auto"
+    for option in group_options("dataset"):
+        assert compose_cfg([f"dataset={option}"]).dataset.val_fraction == 0.0, option
+
+
+@pytest.mark.parametrize("option,objective,directions", [
+    ("infobatch_optuna", "val_acc", "maximize"),
+    ("infobatch_optuna_saving", "val_acc+saving", ["maximize", "maximize"]),
+])
+def test_search_presets_hold_out_a_split_and_search_the_pruning_and_the_lr(option, objective, directions):
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(version_base="1.3", config_module="infobatch_runner.conf"):
+        cfg = compose(config_name="config", overrides=[f"hparams_search={option}"], return_hydra_config=True)
+    validate(cfg)
+    assert cfg.dataset.val_fraction == 0.1 and cfg.objective == objective
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("OptunaSweeper") and sweeper.sampler.seed is not None
+    direction = sweeper.direction
+    assert (OmegaConf.to_container(direction) if OmegaConf.is_list(direction) else direction) == directions
+    assert set(sweeper.params) == {"prune.ratio", "prune.delta", "optimizer.lr"}
+    assert sweeper.params["prune.ratio"].startswith("interval(") and "log" in sweeper.params["optimizer.lr"]
+
+
+def test_the_command_line_beats_the_search_preset(compose_cfg):
+    cfg = compose_cfg(["hparams_search=infobatch_optuna", "dataset.val_fraction=0.2", "experiment=fashion_mnist_quick"])
+    assert cfg.dataset.val_fraction == 0.2 and cfg.trainer.epochs == 8
 
 
 @pytest.mark.parametrize("key", PUBLIC_KEYS + ["prune.delta"])
@@ -158,6 +190,16 @@ BAD = [
     (["trainer.progress=sometimes"], "trainer.progress"),
     (["trainer.checkpoint_every=-1"], "trainer.checkpoint_every"),
     (["resume=yes"], "resume"),
+    # the validation split and what a run returns to a search
+    (["dataset.val_fraction=0.9"], "dataset.val_fraction"),
+    (["dataset.val_fraction=-0.1"], "dataset.val_fraction"),
+    (["dataset.val_fraction=abc"], "dataset.val_fraction"),
+    (["objective=nope"], "objective"),
+    (["objective=test_acc"], "objective"),
+    (["objective=val_acc"], "dataset.val_fraction"),
+    (["objective=val_acc+saving", "dataset.val_fraction=0"], "dataset.val_fraction"),
+    (["hparams_search=infobatch_optuna", "dataset.val_fraction=0"], "dataset.val_fraction"),
+    (["+dataset.val_fractoin=0.1"], "did you mean dataset.val_fraction?"),
 ]
 
 

@@ -61,6 +61,8 @@ def test_schemas_hold_no_values_so_the_yaml_is_the_one_place_defaults_live():
 
 @pytest.mark.parametrize("override,key", [
     ("dataset.image_size=abc", "dataset.image_size"),
+    ("dataset.val_fraction=some", "dataset.val_fraction"),
+    ("objective=[val_acc,saving]", "objective"),
     ("model.width=1.5", "model.width"),
     ("optimizer.lr=fast", "optimizer.lr"),
     ("scheduler.pct_start=abc", "scheduler.pct_start"),
@@ -171,6 +173,10 @@ def test_the_config_package_registers_the_schemas_when_loaded():
     (["scheduler=step", "scheduler.milestones=[0.5,0.5]"], "scheduler.milestones must be a list of fractions of the run in (0, 1], in increasing order (got [0.5, 0.5])."),
     (["scheduler=step", "scheduler.milestones=[0,0.5]"], "scheduler.milestones must be a list of fractions of the run in (0, 1], in increasing order (got [0.0, 0.5])."),
     (["logger=wandb", "logger.init_timeout=0"], "logger.init_timeout must be a number > 0 (got 0.0)."),
+    (["dataset.val_fraction=0.6"], "dataset.val_fraction must be a number in [0, 0.5] (got 0.6)."),
+    (["objective=best"], "objective must be one of auto, val_acc, val_acc+saving (got 'best')."),
+    (["objective=val_acc"], "objective=val_acc is measured on a validation split, but dataset.val_fraction is 0; "
+                            "set dataset.val_fraction (e.g. 0.1) so that no search tunes on the test set."),
 ])
 def test_range_checks_name_the_key_and_the_value(overrides, message):
     with pytest.raises(UserError) as err:
@@ -191,7 +197,7 @@ def test_help_lists_exactly_our_groups_and_their_options():
     """The group list of --help ($APP_CONFIG_GROUPS), as Hydra formats it: no schema shows up."""
     with initialize_config_module(version_base="1.3", config_module="infobatch_runner.conf"):
         listing = GlobalHydra.instance().hydra.format_config_groups(lambda g: not g.startswith("hydra"))
-    expected = [f"{g}: {', '.join(group_options(g))}" for g in sorted([*GROUPS, "experiment"])]
+    expected = [f"{g}: {', '.join(group_options(g))}" for g in sorted([*GROUPS, "experiment", "hparams_search"])]
     assert listing.splitlines() == expected
     assert "prune: el2n, epsilon_greedy, forgetting, full, grand, infobatch, random_dynamic, static_random, ucb" in expected
 
@@ -203,6 +209,7 @@ def test_help_of_the_console_script_shows_no_schema(tmp_path):
     assert result.returncode == 0, result.stderr
     groups = result.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
     assert "model: cnn_small, resnet18, resnet50, timm" in groups and "experiment: " in groups
+    assert "hparams_search: infobatch_optuna, infobatch_optuna_saving" in groups
     assert "schema" not in result.stdout
 
 

@@ -14,7 +14,8 @@ from infobatch_runner.validate import validate
 SUMMARY_FIELDS = [
     "samples_trained", "samples_scoring", "saving_samples", "time_train_s", "time_scoring_s", "time_strategy_s",
     "time_eval_s", "time_cost_s", "saving_wall", "final/test_acc", "best/test_acc", "strategy", "ratio", "dataset",
-    "model", "seed", "device", "precision", "time_checkpoint_s",
+    "model", "seed", "device", "precision", "time_checkpoint_s", "num_train", "num_val", "final/val_acc",
+    "best/val_acc",
 ]
 
 
@@ -64,6 +65,8 @@ def test_metrics_rows_and_sample_counts_agree(runs, name):
     spent = trained + summary["samples_scoring"]
     assert summary["saving_samples"] == pytest.approx(1 - spent / (cfg.trainer.epochs * n))
     assert float(rows[-1]["test/acc"]) == summary["final/test_acc"]
+    assert all(r["val/acc"] == r["val/loss"] == "nan" for r in rows), "no validation split by default"
+    assert summary["final/val_acc"] is None and summary["best/val_acc"] is None and summary["num_val"] == 0
     assert summary["time_train_s"] == pytest.approx(sum(float(r["train/epoch_time_s"]) for r in rows))
 
 

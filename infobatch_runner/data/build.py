@@ -1,5 +1,7 @@
-"""From cfg.dataset to a pair of plan-driven loaders on the training device."""
+"""From cfg.dataset to plan-driven loaders on the training device: train, train without
+augmentation, test and, with dataset.val_fraction > 0, a validation split held out of training."""
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +24,41 @@ class DataBundle:
     num_classes: int
     channels: int
     image_size: int
+    val: DeviceLoader | StreamLoader | None = None  # the held-out split, without augmentation (None: no split)
+    train_indices: torch.Tensor | None = None  # with a split: which samples of the training set train (sorted)
+    val_indices: torch.Tensor | None = None  # ... and which are held out (sorted)
+
+
+# The generator seed of the validation split: fixed, independent of the run's seed, so that every run
+# (every seed, every strategy, every trial of a search) holds out the same samples and its strategy
+# prunes the same N training samples; runs of different seeds stay pairable, and a search compares
+# its trials on one validation set.
+VAL_SPLIT_SEED = 0
+
+
+def val_split(n: int, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training indices, validation indices) of an n-sample training set, both sorted: round(fraction
+    * n) samples (at least one when fraction > 0) drawn uniformly by a generator seeded VAL_SPLIT_SEED."""
+    if not fraction:
+        return torch.arange(n), torch.zeros(0, dtype=torch.int64)
+    n_val = min(max(1, round(fraction * n)), n)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(VAL_SPLIT_SEED))
+    return order[n_val:].sort().values, order[:n_val].sort().values
+
+
+def _val_fraction(ds: DictConfig) -> float:
+    return float(ds.get("val_fraction", 0.0) or 0.0)  # configs of earlier versions have none
+
+
+def _take(arrays: ImageArrays, indices: torch.Tensor) -> ImageArrays:
+    return ImageArrays(arrays.images.index_select(0, indices), arrays.labels.index_select(0, indices))
+
+
+def _take_folder(images, indices: torch.Tensor):
+    """A FolderImages holding only `indices` of its samples (item i is then its i-th kept sample)."""
+    subset = copy.copy(images)
+    subset.samples = [images.samples[i] for i in indices.tolist()]
+    return subset
 
 
 def _in_memory(ds: DictConfig, seed: int):
@@ -111,7 +148,13 @@ def build_data(ds: DictConfig, batch_size: int, eval_batch_size: int, num_worker
     `seed` makes synthetic data; `augment_seed` (default: seed) seeds the training augmentation."""
     augment_seed = seed if augment_seed is None else augment_seed
     normalize = Normalize(ds.mean, ds.std, ds.channels, device, channels_last)
+    fraction = _val_fraction(ds)
     arrays = _in_memory(ds, seed)
+    split = val_split(len(arrays[0]), fraction) if arrays is not None and fraction else (None, None)
+    val_arrays = None
+    if split[0] is not None:
+        val_arrays = _take(arrays[0], split[1])
+        arrays = (_take(arrays[0], split[0]), arrays[1])  # the strategies' N is what remains
     if arrays is not None:
         num_classes = _check_arrays(ds, *arrays)  # on the CPU, before the arrays move to the device
     if arrays is not None and loader == "dataloader":
@@ -124,6 +167,10 @@ def build_data(ds: DictConfig, batch_size: int, eval_batch_size: int, num_worker
             num_classes=num_classes,
             channels=ds.channels,
             image_size=ds.image_size,
+            val=None if val_arrays is None else StreamLoader(ArrayImages(val_arrays), eval_batch_size, device,
+                                                             normalize, num_workers),
+            train_indices=split[0],
+            val_indices=split[1],
         )
     if arrays is not None:
         train, test = arrays
@@ -137,10 +184,18 @@ def build_data(ds: DictConfig, batch_size: int, eval_batch_size: int, num_worker
             num_classes=num_classes,
             channels=ds.channels,
             image_size=ds.image_size,
+            val=None if val_arrays is None else DeviceLoader(val_arrays, eval_batch_size, device, normalize),
+            train_indices=split[0],
+            val_indices=split[1],
         )
     train_set, train_eval_set, test_set, num_classes = load_folder_splits(
         ds.root, ds.train_dir, ds.test_dir, ds.image_size, ds.eval_resize, ds.augment.flip, ds.limit_train, ds.limit_test
     )
+    val_set = train_indices = val_indices = None
+    if fraction:
+        train_indices, val_indices = val_split(len(train_set), fraction)
+        val_set = _take_folder(train_eval_set, val_indices)  # evaluation transforms: no augmentation
+        train_set, train_eval_set = _take_folder(train_set, train_indices), _take_folder(train_eval_set, train_indices)
     num_classes = _check_folders(ds, train_set, num_classes)
     return DataBundle(
         train=StreamLoader(train_set, batch_size, device, normalize, num_workers, augment_seed),
@@ -149,4 +204,7 @@ def build_data(ds: DictConfig, batch_size: int, eval_batch_size: int, num_worker
         num_classes=num_classes,
         channels=ds.channels,
         image_size=ds.image_size,
+        val=None if val_set is None else StreamLoader(val_set, eval_batch_size, device, normalize, num_workers),
+        train_indices=train_indices,
+        val_indices=val_indices,
     )
