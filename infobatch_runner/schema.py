@@ -34,61 +34,47 @@ class Augment:
 
 
 @dataclass
-class InMemoryDataset:
+class DatasetCommon:
+    """The keys every dataset option has."""
+
+    name: str = MISSING
+    root: Optional[str] = MISSING
+    download: bool = MISSING
+    limit_train: Optional[int] = MISSING
+    limit_test: Optional[int] = MISSING
+    val_fraction: float = MISSING  # held out of training for validation (0: no split)
+    channels: int = MISSING
+    image_size: int = MISSING
+    mean: List[float] = MISSING
+    std: List[float] = MISSING
+    augment: Augment = field(default_factory=Augment)
+
+
+@dataclass
+class InMemoryDataset(DatasetCommon):
     """Fashion-MNIST and CIFAR: files read whole into memory."""
 
-    name: str = MISSING
-    root: Optional[str] = MISSING
-    download: bool = MISSING
-    limit_train: Optional[int] = MISSING
-    limit_test: Optional[int] = MISSING
-    val_fraction: float = MISSING  # held out of training for validation (0: no split)
     num_classes: int = MISSING
-    channels: int = MISSING
-    image_size: int = MISSING
-    mean: List[float] = MISSING
-    std: List[float] = MISSING
-    augment: Augment = field(default_factory=Augment)
 
 
 @dataclass
-class ImageFolderDataset:
+class ImageFolderDataset(DatasetCommon):
     """An ImageNet-style tree of class folders, streamed by a DataLoader."""
 
-    name: str = MISSING
-    root: Optional[str] = MISSING
-    download: bool = MISSING
     train_dir: str = MISSING
     test_dir: str = MISSING
-    limit_train: Optional[int] = MISSING
-    limit_test: Optional[int] = MISSING
-    val_fraction: float = MISSING  # held out of training for validation (0: no split)
     num_classes: Optional[int] = MISSING  # null: count the class folders
-    channels: int = MISSING
-    image_size: int = MISSING
     eval_resize: int = MISSING
-    mean: List[float] = MISSING
-    std: List[float] = MISSING
-    augment: Augment = field(default_factory=Augment)
 
 
 @dataclass
-class SyntheticDataset:
-    name: str = MISSING
-    root: Optional[str] = MISSING
-    download: bool = MISSING
-    limit_train: Optional[int] = MISSING
-    limit_test: Optional[int] = MISSING
-    val_fraction: float = MISSING  # held out of training for validation (0: no split)
+class SyntheticDataset(DatasetCommon):
+    """Learnable random images made from the seed."""
+
     num_train: int = MISSING
     num_test: int = MISSING
     num_classes: int = MISSING
-    channels: int = MISSING
-    image_size: int = MISSING
     noise: float = MISSING
-    mean: List[float] = MISSING
-    std: List[float] = MISSING
-    augment: Augment = field(default_factory=Augment)
 
 
 # ---------------------------------------------------------------------------------------------
