@@ -21,7 +21,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from infobatch_runner.errors import UserError
+from infobatch_runner.errors import UserError, first_line
 from infobatch_runner.loop import Interrupted
 
 log = logging.getLogger("infobatch_runner")
@@ -82,7 +82,7 @@ def run(cfg: DictConfig) -> float | tuple[float, float] | None:
 
 def job_failed(run_dir: Path, exc: BaseException, overrides: list[str]) -> None:
     """Record a sweep job's failure in its folder (the report lists it) and say so in one line."""
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    message = first_line(exc)
     where = f" (traceback in {run_dir / TRACEBACK})" if (run_dir / TRACEBACK).exists() else ""
     print(f"{PROG}: job {run_dir.name} failed: {message}{where}", file=sys.stderr, flush=True)
     try:

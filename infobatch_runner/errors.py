@@ -1,5 +1,11 @@
 """The one exception type that reaches the user as a sentence instead of a traceback."""
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's first line of text (or its type's name), to quote inside a sentence."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class UserError(Exception):
     """Bad input (config, data, environment): the message is one sentence saying what and how to fix."""

@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset, Sampler
 
-from infobatch_runner.data.loaders import batch_starts
+from infobatch_runner.data.loaders import batch_slices, batch_starts
 from infobatch_runner.distributed import Observations, World, shard
 from infobatch_runner.pruning import STRATEGIES, Plan, Strategy, build_strategy, check_budget
 
@@ -230,8 +230,7 @@ class PrunedBatchSampler(Sampler):
 
 
 def _batches(indices: list[int], batch_size: int):
-    starts = batch_starts(len(indices), batch_size)
-    for a, b in zip(starts, starts[1:] + [len(indices)]):
+    for a, b in batch_slices(len(indices), batch_size):
         yield indices[a:b]
 
 

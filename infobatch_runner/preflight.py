@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from infobatch_runner import checkpoint, folders
-from infobatch_runner.errors import UserError
+from infobatch_runner.errors import UserError, first_line
 
 CONFIG_MODULE = "infobatch_runner.conf"
 # Flags with which Hydra prints something instead of running: nothing to check.
@@ -50,7 +50,7 @@ def one_line(exc: BaseException) -> str:
     if isinstance(exc, OverrideParseException):
         reason = str(exc.message).strip().splitlines()[0].rstrip(".")
         return f"cannot parse the override {exc.override!r} ({reason}); see `infobatch-run --hydra-help` for the syntax."
-    parts = [str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__]
+    parts = [first_line(exc)]
     cause = exc.__cause__
     if isinstance(cause, OmegaConfBaseException) and str(cause).strip():
         parts.append(str(cause).strip().splitlines()[0])

@@ -22,7 +22,7 @@ from infobatch_runner.data import build_data
 from infobatch_runner import checkpoint
 from infobatch_runner.distributed import (SINGLE, Observations, World, all_sum, any_rank, augment_seed, broadcast_tensor,
                                           shard, world_from_env)
-from infobatch_runner.errors import UserError
+from infobatch_runner.errors import UserError, first_line
 from infobatch_runner.loop import (Context, EpochResult, Interrupted, StopFlag, Trainable, check_finite, compile_ahead,
                                    evaluate, plain, setting_of, train_epoch, warm_up)
 from infobatch_runner.optim import build_schedule
@@ -314,8 +314,7 @@ def restore(state: dict, ctx: Context, net: Trainable, strategy, warmup_s: float
         checkpoint.set_rng_state(state["rng"], ctx.device)
         counts = Counters(**state["counters"])
     except (KeyError, ValueError, TypeError, RuntimeError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"the checkpoint does not fit this version of infobatch-runner ({reason}); start the run "
+        raise UserError(f"the checkpoint does not fit this version of infobatch-runner ({first_line(exc)}); start the run "
                         "afresh in another hydra.run.dir.") from None
     counts.time_warmup_s += warmup_s
     return counts

@@ -14,8 +14,8 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from conftest import TINY
+from test_strategies import TinyNet, in_order_context
 from infobatch_runner import checkpoint, optim, scoring
-from infobatch_runner.data.loaders import Batch
 from infobatch_runner.loop import Trainable, setting_of, train_epoch
 from infobatch_runner.optim import build_optimizer, build_schedule, implementation_for
 from infobatch_runner.pruning.full import Full
@@ -103,32 +103,6 @@ def test_a_cpu_run_saves_no_cuda_state_and_restores_none(monkeypatch):
 
 
 # --- 2. grand variant=full: squared norms reduced inside vmap, in bounded chunks ----------------
-
-
-class TinyNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.body = nn.Sequential(nn.Linear(5, 8), nn.Tanh())
-        self.fc = nn.Linear(8, 3)
-
-    def forward(self, x):
-        return self.fc(self.body(x))
-
-
-def in_order_context(x, y, batch=None):
-    """The slice of a run's Context that scoring reads: the un-augmented training set, in order."""
-
-    class Batches:
-        def __len__(self):
-            return len(y)
-
-        def iterate(self, indices, weights=None):
-            size = batch or len(indices)
-            for s in range(0, len(indices), size):
-                i = indices[s : s + size]
-                yield Batch(x[i], y[i], i, torch.ones(len(i)))
-
-    return SimpleNamespace(device=torch.device("cpu"), precision="fp32", data=SimpleNamespace(train_eval=Batches()))
 
 
 def autograd_norms(model, x, y):

@@ -167,15 +167,19 @@ class TinyNet(nn.Module):
         return self.fc(self.body(x))
 
 
-def in_order_context(x, y):
-    """The slice of a run's Context that scoring reads: the un-augmented training set, in order."""
+def in_order_context(x, y, batch=None):
+    """The slice of a run's Context that scoring reads: the un-augmented training set, in order,
+    in batches of `batch` samples (default: one batch)."""
 
     class Batches:
         def __len__(self):
             return len(y)
 
         def iterate(self, indices, weights=None):
-            yield Batch(x[indices], y[indices], indices, torch.ones(len(indices)))
+            size = batch or len(indices)
+            for s in range(0, len(indices), size):
+                i = indices[s : s + size]
+                yield Batch(x[i], y[i], i, torch.ones(len(i)))
 
     return SimpleNamespace(device=torch.device("cpu"), precision="fp32", data=SimpleNamespace(train_eval=Batches()))
 

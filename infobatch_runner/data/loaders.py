@@ -77,7 +77,7 @@ def steps_for(n: int, batch_size: int) -> int:
     return len(batch_starts(n, batch_size))
 
 
-def _slices(n: int, batch_size: int, first: int = 0):
+def batch_slices(n: int, batch_size: int, first: int = 0):
     """(start, end) of each batch, from batch number `first` on (a resumed epoch skips those done)."""
     starts = batch_starts(n, batch_size)
     return [(a, b) for a, b in zip(starts, starts[1:] + [n])][first:]
@@ -103,7 +103,7 @@ class DeviceLoader:
     def iterate(self, indices: torch.Tensor, weights: torch.Tensor | None = None, first_batch: int = 0) -> Iterator[Batch]:
         if weights is None:
             weights = torch.ones(indices.shape[0], device=indices.device)
-        for start, end in _slices(indices.shape[0], self.batch_size, first_batch):
+        for start, end in batch_slices(indices.shape[0], self.batch_size, first_batch):
             idx = indices[start:end]
             x = self.images.index_select(0, idx)
             if self.crop_padding:
@@ -129,7 +129,7 @@ class PlanBatchSampler(Sampler):
         return steps_for(len(self.indices), self.batch_size) - self.first
 
     def __iter__(self):
-        for start, end in _slices(len(self.indices), self.batch_size, self.first):
+        for start, end in batch_slices(len(self.indices), self.batch_size, self.first):
             yield self.indices[start:end]
 
 
