@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from infobatch_runner.hostmem import keep_freed_memory
-from infobatch_runner.runtime import device_name, synchronize
+from infobatch_runner.engine.hostmem import keep_freed_memory
+from infobatch_runner.engine.runtime import device_name, synchronize
 
 keep_freed_memory()  # as infobatch-run does: the benchmarks measure the tool as it runs
 # BENCH_RESULTS moves the JSON elsewhere (make gpu-check keeps its own, and its smoke runs, apart).

@@ -299,7 +299,7 @@ class GpuCheck:
             if shutil.which("nvidia-smi"):
                 (self.logs / "nvidia-smi.txt").write_text(subprocess.run(["nvidia-smi"], capture_output=True, text=True).stdout)
         else:
-            from infobatch_runner.runtime import device_name
+            from infobatch_runner.engine.runtime import device_name
             self.machine = device_name(torch.device("cpu"))
             self.add("env", "cuda", "SKIP", "--device cpu: dry run, CUDA-only checks SKIP")
         fmnist = self.fashion_mnist()

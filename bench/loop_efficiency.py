@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_module
 
 from bench.common import add_common_args, median, pick_device, write
-from infobatch_runner.loop import Trainable, train_epoch, warm_up
-from infobatch_runner.optim import build_schedule
+from infobatch_runner.engine.loop import Trainable, train_epoch, warm_up
+from infobatch_runner.engine.optim import build_schedule
+from infobatch_runner.engine.runtime import autocast, timed_now
+from infobatch_runner.engine.train import setup
 from infobatch_runner.pruning import build_strategy
-from infobatch_runner.runtime import autocast, timed_now
-from infobatch_runner.train import setup
 
 
 def config(device: torch.device, model: str, batch: int, n: int, precision: str):

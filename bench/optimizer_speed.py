@@ -19,10 +19,10 @@ from torch import nn
 from torch.optim import Optimizer
 
 from bench.common import add_common_args, median, pick_device, timed, write
-from infobatch_runner.models import build_model
-from infobatch_runner.optim import build_optimizer
+from infobatch_runner.engine.models import build_model
+from infobatch_runner.engine.optim import build_optimizer
 
-# --- the reference: infobatch_runner/optim.py's own LARS and LAMB before they became timm's (commit 6c5d2fb) ----
+# --- the reference: infobatch_runner/optim.py's (now engine/optim.py) own LARS and LAMB before they became timm's (commit 6c5d2fb) ----
 
 
 def _split_decay(model: nn.Module) -> list[dict]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_module
 
 from bench.common import add_common_args, pick_device, write
-from infobatch_runner.train import train
+from infobatch_runner.engine.train import train
 
 STRATEGIES = ("full", "infobatch", "random_dynamic")
 

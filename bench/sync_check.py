@@ -20,11 +20,11 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_module
 
-from infobatch_runner.loop import StopFlag, Trainable, check_finite, train_epoch, warm_up
-from infobatch_runner.optim import build_schedule
+from infobatch_runner.engine.loop import StopFlag, Trainable, check_finite, train_epoch, warm_up
+from infobatch_runner.engine.optim import build_schedule
+from infobatch_runner.engine.runtime import SectionClock, synchronize
+from infobatch_runner.engine.train import setup
 from infobatch_runner.pruning import build_strategy
-from infobatch_runner.runtime import SectionClock, synchronize
-from infobatch_runner.train import setup
 
 DYNAMIC = ("full", "infobatch", "random_dynamic", "epsilon_greedy", "ucb")
 EPOCHS = 4  # the schedule's and the strategies' horizon; two of them are trained

@@ -1,7 +1,7 @@
 """`infobatch-run`: compose the Hydra config, validate it, train, report.
 
 Bad input ends in one sentence on stderr and exit status 2, never a traceback, and before anything
-is written (preflight.py). In a sweep, a job that fails at run time is recorded as failed
+is written (config/preflight.py). In a sweep, a job that fails at run time is recorded as failed
 (failed.json in its folder), the other jobs run, and the report lists it; the sweep then exits 1.
 """
 
@@ -21,8 +21,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
+from infobatch_runner.engine.loop import Interrupted
 from infobatch_runner.errors import UserError, first_line
-from infobatch_runner.loop import Interrupted
 
 log = logging.getLogger("infobatch_runner")
 PROG = "infobatch-run"
@@ -40,11 +40,12 @@ def run(cfg: DictConfig) -> float | tuple[float, float] | None:
     """One job. Returns what a Hydra sweeper (Optuna) optimises, chosen by `objective`
     (train.objective_of): the validation accuracy, or (it, saving_samples); never a test-set number,
     and None when the run has no validation split (objective=auto) or the job failed."""
-    from infobatch_runner import folders, sweep_jobs
-    from infobatch_runner.distributed import world_from_env
+    from infobatch_runner.config.validate import validate
+    from infobatch_runner.engine.distributed import world_from_env
+    from infobatch_runner.engine.train import closing_line, objective_of, train
     from infobatch_runner.pruning import ignored_params
-    from infobatch_runner.train import closing_line, objective_of, train
-    from infobatch_runner.validate import validate
+    from infobatch_runner.results import folders
+    from infobatch_runner.sweeps import repeats
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -55,9 +56,9 @@ def run(cfg: DictConfig) -> float | tuple[float, float] | None:
             for record in (FAILED, TRACEBACK):  # a failed job that is run again
                 (run_dir / record).unlink(missing_ok=True)
         validate(cfg)
-        twin = sweep_jobs.finished_twin(cfg, run_dir, Path(hydra_cfg.sweep.dir)) if multirun else None
+        twin = repeats.finished_twin(cfg, run_dir, Path(hydra_cfg.sweep.dir)) if multirun else None
         if twin is not None:
-            sweep_jobs.record_twin(run_dir, twin)
+            repeats.record_twin(run_dir, twin)
             ignored = ", ".join(f"prune.{k}" for k in sorted(ignored_params(cfg.prune))) or "nothing"
             print(f"{PROG}: job {run_dir.name} makes the same run as {twin.name} (prune={cfg.prune.name} ignores "
                   f"{ignored}): skipped, its results are {twin.name}'s.", flush=True)
@@ -115,11 +116,12 @@ def check_search_plugin(args: list[str]) -> None:
 
 
 def main() -> None:
-    from infobatch_runner import folders, preflight
-    from infobatch_runner.callbacks import SweepReport
-    from infobatch_runner.choices import check_group_choices
-    from infobatch_runner.distributed import agreed_overrides, world_from_env
-    from infobatch_runner.hostmem import keep_freed_memory
+    from infobatch_runner.config import preflight
+    from infobatch_runner.config.choices import check_group_choices
+    from infobatch_runner.engine.distributed import agreed_overrides, world_from_env
+    from infobatch_runner.engine.hostmem import keep_freed_memory
+    from infobatch_runner.results import folders
+    from infobatch_runner.sweeps.callbacks import SweepReport
 
     keep_freed_memory()
     logging.raiseExceptions = False  # a log file on a full disk must not print a traceback per record

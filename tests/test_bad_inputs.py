@@ -3,7 +3,7 @@
 For every case: a non-zero exit, no traceback anywhere in the output, exactly one error line that
 names the key or the file, and every file that existed before byte-identical after. Config
 mistakes must write nothing at all. The cases run in this process through the real entry points
-(`infobatch_runner.cli.main`, `infobatch_runner.report.main`), so the table costs seconds.
+(`infobatch_runner.cli.main`, `infobatch_runner.results.cli.main`), so the table costs seconds.
 """
 
 import builtins
@@ -387,13 +387,13 @@ def _a_file(tmp: Path) -> Path:
 
 @pytest.mark.parametrize("case", REPORT_FAULTS, ids=[c[0] for c in REPORT_FAULTS])
 def test_a_bad_report_input_is_one_sentence_and_loses_nothing(tmp_path, capsys, finished_run, case):
-    from infobatch_runner import report
+    from infobatch_runner.results import cli as report_cli
 
     _, arrange, named = case
     args = arrange(tmp_path, finished_run)
     before = snapshot(tmp_path)
     with pytest.raises(SystemExit) as exit_:
-        report.main(args)
+        report_cli.main(args)
     captured = capsys.readouterr()
     assert_one_sentence(exit_.value.code, captured.out + captured.err, "infobatch-report", named)
     unchanged(before, snapshot(tmp_path))

@@ -129,7 +129,7 @@ def test_unreachable_wandb_server_falls_back_to_offline(tmp_path):
 
 
 def test_the_closing_line_names_the_budget_target_not_the_ignored_ratio():
-    from infobatch_runner.train import closing_line
+    from infobatch_runner.engine.train import closing_line
 
     base = {"dataset": "fashion_mnist", "model": "cnn_small", "final/test_acc": 0.9, "best/test_acc": 0.91,
             "time_cost_s": 10.0, "time_scoring_s": 0.0, "saving_wall": None}

@@ -4,10 +4,10 @@ import pytest
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
-from infobatch_runner.choices import check_group_choices, group_options
+from infobatch_runner.config.choices import check_group_choices, group_options
+from infobatch_runner.config.validate import validate
 from infobatch_runner.errors import UserError
 from infobatch_runner.pruning import STRATEGIES
-from infobatch_runner.validate import validate
 
 GROUPS = ["dataset", "model", "optimizer", "scheduler", "prune", "logger", "trainer", "experiment", "hparams_search"]
 EXPECTED = {

@@ -15,13 +15,15 @@ from torch import nn
 
 from conftest import TINY
 from test_strategies import TinyNet, in_order_context
-from infobatch_runner import checkpoint, optim, scoring
-from infobatch_runner.loop import Trainable, setting_of, train_epoch
-from infobatch_runner.optim import build_optimizer, build_schedule, implementation_for
+from infobatch_runner.config.validate import validate
+from infobatch_runner.engine import checkpoint
+from infobatch_runner.engine import optim
+from infobatch_runner.engine import scoring
+from infobatch_runner.engine.loop import Trainable, setting_of, train_epoch
+from infobatch_runner.engine.optim import build_optimizer, build_schedule, implementation_for
+from infobatch_runner.engine.runtime import allow_tf32, autocast, resolve_precision
+from infobatch_runner.engine.train import setup
 from infobatch_runner.pruning.full import Full
-from infobatch_runner.runtime import allow_tf32, autocast, resolve_precision
-from infobatch_runner.train import setup
-from infobatch_runner.validate import validate
 
 CUDA = torch.device("cuda")
 
@@ -199,7 +201,7 @@ def test_cudnn_autotuning_is_on_for_full_batches_only(benchmark, n, sizes):
 
 
 def test_cudnn_flag_is_put_back_when_the_epoch_stops_early():
-    from infobatch_runner.loop import autotune_full_batches
+    from infobatch_runner.engine.loop import autotune_full_batches
 
     before = torch.backends.cudnn.benchmark
     batches = autotune_full_batches(iter([SimpleNamespace(idx=torch.zeros(4)), SimpleNamespace(idx=torch.zeros(3))]),

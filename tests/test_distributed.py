@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from conftest import TINY
-from infobatch_runner.distributed import Observations, World, shard
+from infobatch_runner.engine.distributed import Observations, World, shard
 from infobatch_runner.pruning.infobatch import InfoBatch
 
 N, EPOCHS, BATCH = 1001, 4, 32
@@ -75,7 +75,7 @@ def test_torchrun_two_ranks_write_one_summary(tmp_path):
 
 
 def test_nccl_only_on_gpus_and_each_rank_bound_to_its_gpu_before_it_starts(monkeypatch):
-    from infobatch_runner import distributed
+    from infobatch_runner.engine import distributed
 
     calls = []
     monkeypatch.setenv("WORLD_SIZE", "2")
@@ -95,7 +95,7 @@ def test_nccl_only_on_gpus_and_each_rank_bound_to_its_gpu_before_it_starts(monke
 
 
 def test_merge_keeps_each_index_once_with_its_first_loss():
-    from infobatch_runner.distributed import SINGLE
+    from infobatch_runner.engine.distributed import SINGLE
 
     s, obs = InfoBatch(10, 4, 0), Observations()
     obs.observe(torch.tensor([3, 4, 5]), torch.tensor([1.0, 2.0, 3.0]))
@@ -129,7 +129,7 @@ def test_two_gloo_ranks_stay_identical_when_padding_repeats_a_sample(tmp_path):
 
 
 def agree_main(rank, store, out):
-    from infobatch_runner.distributed import any_rank
+    from infobatch_runner.engine.distributed import any_rank
 
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     world = World(rank, 2, rank)
@@ -145,7 +145,7 @@ def test_ranks_agree_to_skip_a_batch_when_any_rank_must(tmp_path):
 
 def test_each_rank_draws_its_own_augmentation_and_rank_0_the_run_s(compose_cfg):
     from infobatch_runner.data import build_data
-    from infobatch_runner.distributed import SINGLE, augment_seed
+    from infobatch_runner.engine.distributed import SINGLE, augment_seed
 
     cfg = compose_cfg(["dataset=synthetic", "dataset.num_train=64", "dataset.image_size=16",
                        "dataset.augment.crop_padding=2", "dataset.augment.flip=true"])

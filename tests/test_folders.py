@@ -136,7 +136,7 @@ def test_a_sweep_runs_each_baseline_once_per_setting_and_seed(tmp_path, monkeypa
 def test_budget_mode_jobs_differing_only_in_the_ignored_ratio_run_once(tmp_path):
     from omegaconf import OmegaConf
 
-    from infobatch_runner.sweep_jobs import what_runs
+    from infobatch_runner.sweeps.repeats import what_runs
 
     base = OmegaConf.create({"seed": 0, "resume": None, "prune": {"name": "infobatch", "ratio": 0.5, "target_saving": 0.3}})
     other = OmegaConf.merge(base, {"prune": {"ratio": 0.7}, "resume": "auto"})
@@ -147,7 +147,7 @@ def test_budget_mode_jobs_differing_only_in_the_ignored_ratio_run_once(tmp_path)
 
 
 def test_a_job_that_hits_a_bug_is_recorded_with_its_traceback_and_the_sweep_goes_on(tmp_path, monkeypatch, capsys):
-    import infobatch_runner.train as train_module
+    import infobatch_runner.engine.train as train_module
 
     real_train = train_module.train
 

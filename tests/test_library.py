@@ -17,8 +17,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from infobatch_runner.data.idx import load_fashion_mnist
 from infobatch_runner.data.loaders import batch_starts
-from infobatch_runner.distributed import World, shard
-from infobatch_runner.library import IndexedDataset, PrunedBatchSampler, Pruner
+from infobatch_runner.engine.distributed import World, shard
+from infobatch_runner.integrations.pruner import IndexedDataset, PrunedBatchSampler, Pruner
 from infobatch_runner.pruning import build_strategy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,7 +102,7 @@ def test_readme_example_trains_the_runners_plans(workers, monkeypatch, tmp_path,
 
 def test_lightning_callback_trains_the_runners_plans(monkeypatch, tmp_path, compose_cfg):
     L = pytest.importorskip("lightning.pytorch")
-    from infobatch_runner.lightning import InfoBatchCallback
+    from infobatch_runner.integrations.lightning import InfoBatchCallback
 
     data = fashion_subset(2000)
     rec = Recorder(monkeypatch)
@@ -153,7 +153,7 @@ def test_lightning_resumed_from_a_checkpoint_plans_as_the_uninterrupted_run(monk
     L = pytest.importorskip("lightning.pytorch")
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from infobatch_runner.lightning import InfoBatchCallback
+    from infobatch_runner.integrations.lightning import InfoBatchCallback
 
     data = fashion_subset(600)
     rec = Recorder(monkeypatch)

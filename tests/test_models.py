@@ -2,8 +2,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from infobatch_runner.engine.models import build_model
 from infobatch_runner.errors import UserError
-from infobatch_runner.models import build_model
 
 CASES = [
     (dict(name="cnn_small", width=8), 1, 28),

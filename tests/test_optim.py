@@ -7,8 +7,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from infobatch_runner import optim
-from infobatch_runner.optim import build_optimizer, build_schedule
+from infobatch_runner.engine import optim
+from infobatch_runner.engine.optim import build_optimizer, build_schedule
 
 
 def sched(**kw):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_module
 
-from infobatch_runner.choices import group_options
+from infobatch_runner.config.choices import group_options
 
 from conftest import run_main
 

@@ -11,9 +11,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from infobatch_runner.report import (CSV_COLUMNS, Stat, baselines, compact_table, find_runs, group_runs, main,
-                                     verdict, write_report)
-from infobatch_runner.tracking import EPOCH_KEYS
+from infobatch_runner.results.cli import main
+from infobatch_runner.results.pairing import baselines, group_runs
+from infobatch_runner.results.records import EPOCH_KEYS
+from infobatch_runner.results.render import CSV_COLUMNS, compact_table
+from infobatch_runner.results.report import write_report
+from infobatch_runner.results.runs import find_runs
+from infobatch_runner.results.stats import Stat, verdict
 
 SETTING = {"dataset": {"name": "synthetic", "limit_train": None}, "model": {"name": "cnn_small"},
            "optimizer": {"name": "sgd", "lr": 0.1}, "scheduler": {"name": "onecycle"},

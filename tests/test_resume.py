@@ -13,8 +13,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
+from infobatch_runner.engine.train import train
 from infobatch_runner.errors import UserError
-from infobatch_runner.train import train
 
 SCRIPT = str(Path(sys.executable).with_name("infobatch-run"))
 LONGER = ["dataset=synthetic", "dataset.num_train=4096", "dataset.num_test=256", "dataset.image_size=16",
@@ -178,7 +178,7 @@ def test_sigterm_during_scoring_stops_at_a_proxy_batch_and_claims_no_checkpoint(
 
 def sigterm_after_epoch(monkeypatch, epochs_done: int):
     """SIGTERM to this process right after the evaluation of epoch `epochs_done` (1-based)."""
-    from infobatch_runner import train as train_module
+    from infobatch_runner.engine import train as train_module
 
     real, calls = train_module.evaluate, {"n": 0}
 
@@ -193,7 +193,7 @@ def sigterm_after_epoch(monkeypatch, epochs_done: int):
 
 
 def test_a_signal_after_an_unsaved_epoch_checkpoints_there_and_resume_ends_the_same(tmp_path, monkeypatch):
-    from infobatch_runner.loop import Interrupted
+    from infobatch_runner.engine.loop import Interrupted
 
     args = ("dataset.num_train=256", "trainer.epochs=3", "trainer.checkpoint_every=2")
     whole = tmp_path / "whole"
@@ -209,7 +209,7 @@ def test_a_signal_after_an_unsaved_epoch_checkpoints_there_and_resume_ends_the_s
 
 
 def test_checkpoint_every_0_keeps_nothing_on_a_signal(tmp_path, monkeypatch):
-    from infobatch_runner.loop import EpochBar, Interrupted
+    from infobatch_runner.engine.loop import EpochBar, Interrupted
 
     real_step, calls = EpochBar.step, {"n": 0}
 
@@ -227,7 +227,7 @@ def test_checkpoint_every_0_keeps_nothing_on_a_signal(tmp_path, monkeypatch):
 
 
 def test_a_mid_epoch_signal_still_checkpoints_with_checkpoint_every_above_1(tmp_path, monkeypatch):
-    from infobatch_runner.loop import EpochBar, Interrupted
+    from infobatch_runner.engine.loop import EpochBar, Interrupted
 
     real_step, calls = EpochBar.step, {"n": 0}
 
@@ -245,7 +245,7 @@ def test_a_mid_epoch_signal_still_checkpoints_with_checkpoint_every_above_1(tmp_
 
 
 def test_resume_auto_before_the_first_checkpoint_was_due_starts_afresh(tmp_path):
-    from infobatch_runner import checkpoint
+    from infobatch_runner.engine import checkpoint
 
     train(compose_cfg("dataset.num_train=256", "trainer.checkpoint_every=0"), tmp_path)
     (tmp_path / "summary.json").unlink()  # as if killed after its epochs, before its summary
@@ -256,7 +256,7 @@ def test_resume_auto_before_the_first_checkpoint_was_due_starts_afresh(tmp_path)
 
 
 def test_killed_between_the_first_row_and_its_checkpoint_resumes_afresh(tmp_path):
-    from infobatch_runner import checkpoint
+    from infobatch_runner.engine import checkpoint
 
     train(compose_cfg("dataset.num_train=256", "trainer.checkpoint_every=0"), tmp_path)
     (tmp_path / "summary.json").unlink()
@@ -267,7 +267,7 @@ def test_killed_between_the_first_row_and_its_checkpoint_resumes_afresh(tmp_path
 
 def test_checkpoints_of_earlier_versions_still_resume(tmp_path):
     """Written before trainer.tf32 and trainer.checkpoint_every existed, with one CUDA RNG state per GPU."""
-    from infobatch_runner import checkpoint
+    from infobatch_runner.engine import checkpoint
 
     cfg = compose_cfg("dataset.num_train=256")
     train(cfg, tmp_path)

@@ -1,4 +1,4 @@
-"""The typed schemas of the config tree (infobatch_runner/schema.py): every option declares its
+"""The typed schemas of the config tree (infobatch_runner/config/schema.py): every option declares its
 schema, wrong types fail at composition naming the key, unknown keys are refused in one sentence,
 `--help` lists our groups only, and a timm model that cannot take the images says so at build."""
 
@@ -18,12 +18,12 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ValidationError
 
-from infobatch_runner import schema
-from infobatch_runner.choices import group_options
+from infobatch_runner.config import schema
+from infobatch_runner.config.choices import group_options
+from infobatch_runner.config.schema import SCHEMAS, check_known_keys
+from infobatch_runner.config.validate import validate
+from infobatch_runner.engine.models import build_model
 from infobatch_runner.errors import UserError
-from infobatch_runner.models import build_model
-from infobatch_runner.schema import SCHEMAS, check_known_keys
-from infobatch_runner.validate import validate
 
 GROUPS = list(SCHEMAS)  # dataset, model, optimizer, scheduler, prune, logger, trainer
 

@@ -4,8 +4,8 @@ import pytest
 from hydra import compose, initialize_config_module
 
 from conftest import TINY
-from infobatch_runner.scoring import cache_key, cache_path
-from infobatch_runner.train import setup, train
+from infobatch_runner.engine.scoring import cache_key, cache_path
+from infobatch_runner.engine.train import setup, train
 
 
 def cfg_for(tmp_path, *extra):

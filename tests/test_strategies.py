@@ -9,13 +9,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from infobatch_runner.data.loaders import Batch
+from infobatch_runner.engine.scoring import grand_full_scores, grand_last_layer_scores
 from infobatch_runner.errors import UserError
 from infobatch_runner.pruning import STRATEGIES
 from infobatch_runner.pruning.bandit import UCB, EpsilonGreedy
 from infobatch_runner.pruning.infobatch import InfoBatch
 from infobatch_runner.pruning.random_dynamic import RandomDynamic
 from infobatch_runner.pruning.static import EL2N, ForgettingRecorder, StaticRandom
-from infobatch_runner.scoring import grand_full_scores, grand_last_layer_scores
 
 N = 1000
 

@@ -6,10 +6,10 @@ import json
 import pytest
 
 from conftest import TINY
+from infobatch_runner.config.validate import validate
+from infobatch_runner.engine.train import closing_line, train
 from infobatch_runner.pruning import STRATEGIES
-from infobatch_runner.tracking import EPOCH_KEYS
-from infobatch_runner.train import closing_line, train
-from infobatch_runner.validate import validate
+from infobatch_runner.results.records import EPOCH_KEYS
 
 SUMMARY_FIELDS = [
     "samples_trained", "samples_scoring", "saving_samples", "time_train_s", "time_scoring_s", "time_strategy_s",
@@ -119,7 +119,7 @@ def test_checkpoint_every_0_writes_no_checkpoint(tmp_path):
 def test_checkpoint_every_2_of_3_epochs_saves_at_epochs_2_and_3(tmp_path, monkeypatch):
     import torch
 
-    from infobatch_runner import checkpoint
+    from infobatch_runner.engine import checkpoint
 
     real_save, saved_at = checkpoint.save, []
 

@@ -18,13 +18,13 @@ import yaml
 from hydra import compose, initialize_config_module
 
 from conftest import TINY, run_main
+from infobatch_runner.config.validate import validate
 from infobatch_runner.data import build_data
 from infobatch_runner.data.build import VAL_SPLIT_SEED, val_split
 from infobatch_runner.data.synthetic import make_synthetic
+from infobatch_runner.engine.train import closing_line, objective_of, train
 from infobatch_runner.errors import UserError
-from infobatch_runner.tracking import EPOCH_KEYS, EPOCH_KEYS_BEFORE_VAL, read_metrics
-from infobatch_runner.train import closing_line, objective_of, train
-from infobatch_runner.validate import validate
+from infobatch_runner.results.records import EPOCH_KEYS, EPOCH_KEYS_BEFORE_VAL, read_metrics
 
 # The smallest runs a search can make: three trials of one epoch each take seconds.
 SEARCH = ["dataset=synthetic", "dataset.num_train=128", "dataset.num_test=64", "dataset.image_size=8",
@@ -115,7 +115,7 @@ def split_run(tmp_path_factory):
     """An InfoBatch run holding out a quarter of 256 samples, with the epochs' plans recorded."""
     from _pytest.monkeypatch import MonkeyPatch
 
-    from infobatch_runner import train as train_module
+    from infobatch_runner.engine import train as train_module
 
     run_dir = tmp_path_factory.mktemp("split")
     seen = {"plans": []}
@@ -187,8 +187,8 @@ def test_the_objective_is_never_a_test_number(split_run):
 
 
 def test_a_run_with_a_split_resumes_to_the_same_ending(split_run, tmp_path, monkeypatch):
-    from infobatch_runner import train as train_module
-    from infobatch_runner.loop import Interrupted
+    from infobatch_runner.engine import train as train_module
+    from infobatch_runner.engine.loop import Interrupted
 
     whole_dir, whole, cfg, _ = split_run
     real, calls = train_module.evaluate, {"n": 0}
@@ -293,9 +293,10 @@ def test_read_metrics_accepts_the_columns_of_the_previous_version(tmp_path):
 
 def test_a_run_of_the_previous_version_resumes_and_reports(tmp_path, monkeypatch):
     """Its metrics.csv lacks the val columns and its checkpoint's config dataset.val_fraction and objective."""
-    from infobatch_runner import train as train_module
-    from infobatch_runner.loop import Interrupted
-    from infobatch_runner.report import read_run, write_report
+    from infobatch_runner.engine import train as train_module
+    from infobatch_runner.engine.loop import Interrupted
+    from infobatch_runner.results.report import write_report
+    from infobatch_runner.results.runs import read_run
 
     args = (*TINY, "prune=infobatch")
     real, calls = train_module.evaluate, {"n": 0}
@@ -344,7 +345,7 @@ def test_a_run_of_the_previous_version_resumes_and_reports(tmp_path, monkeypatch
 
 
 def test_wandb_rows_get_val_series_only_with_a_split():
-    from infobatch_runner.tracking import WandbTracker
+    from infobatch_runner.results.wandb_runs import WandbTracker
 
     logged = []
     tracker = WandbTracker.__new__(WandbTracker)

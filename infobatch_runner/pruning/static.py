@@ -1,7 +1,7 @@
 """Static pruning: one fixed subset, chosen before training and trained on every epoch.
 
 Score-based strategies declare a ScoringSpec; the runner performs that scoring phase through the
-training loop (infobatch_runner/scoring.py), charges its cost to the run, and hands the scores
+training loop (infobatch_runner/engine/scoring.py), charges its cost to the run, and hands the scores
 back with set_scores(). A strategy never builds a model itself.
 """
 

@@ -16,13 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from infobatch_runner.engine.loop import (Context, Interrupted, StopFlag, Trainable, check_finite, setting_of,
+                                          train_epoch)
+from infobatch_runner.engine.optim import build_schedule
+from infobatch_runner.engine.runtime import autocast, timed_now
 from infobatch_runner.errors import UserError
-from infobatch_runner.loop import Context, Interrupted, StopFlag, Trainable, check_finite, setting_of, train_epoch
-from infobatch_runner.optim import build_schedule
 from infobatch_runner.pruning.base import strategy_seed
 from infobatch_runner.pruning.full import Full
 from infobatch_runner.pruning.static import ForgettingRecorder, ScoringSpec
-from infobatch_runner.runtime import autocast, timed_now
 
 log = logging.getLogger(__name__)
 FORWARD_PASS = 1 / 3  # a scoring forward, in training passes (forward + backward ~ 3 forwards)

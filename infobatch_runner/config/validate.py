@@ -1,19 +1,19 @@
 """Every config value checked right after composition: one sentence per mistake, before any
 data is read or any model is built.
 
-Types are the schemas' job (infobatch_runner/schema.py, enforced while Hydra composes); here come
+Types are the schemas' job (infobatch_runner/config/schema.py, enforced while Hydra composes); here come
 unknown keys (`check_known_keys`, first), then ranges, choices and how values fit together."""
 
 import math
 
 from omegaconf import DictConfig, ListConfig
 
+from infobatch_runner.config.schema import check_known_keys
+from infobatch_runner.engine.models import MODELS
+from infobatch_runner.engine.optim import OPTIMIZERS, SCHEDULES
+from infobatch_runner.engine.runtime import PRECISIONS
 from infobatch_runner.errors import UserError
-from infobatch_runner.models import MODELS
-from infobatch_runner.optim import OPTIMIZERS, SCHEDULES
 from infobatch_runner.pruning import STRATEGIES, build_strategy
-from infobatch_runner.runtime import PRECISIONS
-from infobatch_runner.schema import check_known_keys
 
 DATASETS = ("fashion_mnist", "cifar10", "cifar100", "imagenet", "synthetic")
 LOGGERS = ("wandb", "none")

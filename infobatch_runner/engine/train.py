@@ -19,19 +19,19 @@ from torch.nn.parallel import DistributedDataParallel
 from omegaconf import DictConfig
 
 from infobatch_runner.data import build_data
-from infobatch_runner import checkpoint
-from infobatch_runner.distributed import (SINGLE, Observations, World, all_sum, any_rank, augment_seed, broadcast_tensor,
-                                          shard, world_from_env)
+from infobatch_runner.engine import checkpoint
+from infobatch_runner.engine.distributed import (SINGLE, Observations, World, all_sum, any_rank, augment_seed,
+                                                 broadcast_tensor, shard, world_from_env)
+from infobatch_runner.engine.loop import (Context, EpochResult, Interrupted, StopFlag, Trainable, check_finite,
+                                          compile_ahead, evaluate, plain, setting_of, train_epoch, warm_up)
+from infobatch_runner.engine.optim import build_schedule
+from infobatch_runner.engine.runtime import (SectionClock, allow_tf32, device_name, resolve_device, resolve_precision,
+                                             timed_now)
+from infobatch_runner.engine.scoring import ScoringResult, classifier_of, run_scoring
 from infobatch_runner.errors import UserError, first_line
-from infobatch_runner.loop import (Context, EpochResult, Interrupted, StopFlag, Trainable, check_finite, compile_ahead,
-                                   evaluate, plain, setting_of, train_epoch, warm_up)
-from infobatch_runner.optim import build_schedule
 from infobatch_runner.pruning import Plan, build_strategy, check_budget, ignored_params
-from infobatch_runner.report import baseline_for, saving_wall
-from infobatch_runner.runtime import (SectionClock, allow_tf32, device_name, resolve_device, resolve_precision,
-                                      timed_now)
-from infobatch_runner.scoring import ScoringResult, classifier_of, run_scoring
-from infobatch_runner.tracking import Trackers, build_trackers
+from infobatch_runner.results.pairing import baseline_for, saving_wall
+from infobatch_runner.results.tracking import Trackers, build_trackers
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,9 @@ class SweepReport(Callback):
     failed_jobs = 0  # read by the CLI once the sweep is over: any failure makes its exit status 1
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        from infobatch_runner.report import compact_table, write_report
-        from infobatch_runner.tracking import add_saving_wall_to_wandb, log_report_to_wandb
+        from infobatch_runner.results.render import compact_table
+        from infobatch_runner.results.report import write_report
+        from infobatch_runner.results.wandb_runs import add_saving_wall_to_wandb, log_report_to_wandb
 
         sweep_dir = Path(config.hydra.sweep.dir)
         try:

@@ -16,12 +16,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from infobatch_runner.data import DataBundle
 from infobatch_runner.data.loaders import batch_starts
+from infobatch_runner.engine.models import build_model
+from infobatch_runner.engine.optim import build_optimizer
+from infobatch_runner.engine.progress import EpochBar
+from infobatch_runner.engine.runtime import autocast, device_name, timed_now
 from infobatch_runner.errors import UserError
-from infobatch_runner.models import build_model
-from infobatch_runner.optim import build_optimizer
-from infobatch_runner.progress import EpochBar
 from infobatch_runner.pruning import Plan
-from infobatch_runner.runtime import autocast, device_name, timed_now
 
 
 @dataclass

@@ -15,8 +15,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from infobatch_runner.errors import UserError
-from infobatch_runner.folders import holds_a_run, results_in
-from infobatch_runner.tracking import read_metrics
+from infobatch_runner.results.folders import holds_a_run, results_in
+from infobatch_runner.results.records import read_metrics
 
 FORMAT = 1
 LAST, BEST = "last.pt", "best.pt"

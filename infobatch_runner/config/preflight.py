@@ -22,8 +22,9 @@ from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from infobatch_runner import checkpoint, folders
+from infobatch_runner.engine import checkpoint
 from infobatch_runner.errors import UserError, first_line
+from infobatch_runner.results import folders
 
 CONFIG_MODULE = "infobatch_runner.conf"
 # Flags with which Hydra prints something instead of running: nothing to check.
@@ -87,7 +88,7 @@ def _compose(overrides: list[str], job_num: int = 0) -> tuple[DictConfig, DictCo
 def inspect(argv: list[str]) -> Launch | None:
     """Compose and validate every job the command line asks for; None when Hydra will only print
     (--help, --cfg ...) or loads another config (--config-path/--config-dir/--config-name)."""
-    from infobatch_runner.validate import validate
+    from infobatch_runner.config.validate import validate
 
     args, unknown = get_args_parser().parse_known_args(argv)
     if unknown or any(getattr(args, flag, None) for flag in NOT_RUNNING) or args.config_path or args.config_dir \

@@ -1,0 +1,256 @@
+"""InfoBatch (and every other registered strategy) in your own training loop.
+
+    from infobatch_runner.integrations.pruner import IndexedDataset, Pruner
+
+    pruner = Pruner("infobatch", len(data), epochs, seed=0, ratio=0.5)
+    loader = DataLoader(IndexedDataset(data), batch_sampler=pruner.batch_sampler(128), num_workers=4)
+    for epoch in range(epochs):
+        pruner.set_epoch(epoch)                       # the epoch's plan: len(loader) is this epoch's
+        for x, y, idx in loader:
+            loss = pruner.loss(F.cross_entropy(model(x), y, reduction="none"), idx)
+
+The same plan/observe contract as `infobatch-run` (infobatch_runner/pruning/base.py), and the
+same plans: a strategy built here from a name, its parameters and a seed plans exactly what the
+runner's strategy plans when it observes the same losses. The batch sampler lives in the main
+process (DataLoader workers only load samples); IndexedDataset adds each sample's index, and
+the loss weight of a batch is looked up by index on the device (one gather, no Python loop).
+
+Under torchrun every rank computes the same plan and takes an equal shard of it (like
+DistributedSampler; `num_replicas`/`rank`, else read from torch.distributed); the losses each
+rank observed are all-gathered once per epoch and replayed into every rank's strategy, so the
+strategies stay identical.
+"""
+
+from collections.abc import Mapping
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import Dataset, Sampler
+
+from infobatch_runner.data.loaders import batch_slices, batch_starts
+from infobatch_runner.engine.distributed import Observations, World, shard
+from infobatch_runner.pruning import STRATEGIES, Plan, Strategy, build_strategy, check_budget
+
+
+class _PruneConfig(dict):
+    """A prune config as build_strategy reads it: a mapping with a `name`."""
+
+    @property
+    def name(self) -> str:
+        return self["name"]
+
+
+def make_strategy(strategy, num_samples: int | None, epochs: int | None, seed: int, device, params: dict) -> Strategy:
+    """A Strategy from a registered name (with `params`), a prune config mapping (e.g. the runner's
+    cfg.prune, `name` plus parameters), or a Strategy already built."""
+    if isinstance(strategy, Strategy):
+        if params:
+            raise TypeError(f"parameters {sorted(params)} are given to a strategy already built")
+        for what, value in (("num_samples", num_samples), ("epochs", epochs)):
+            if value is not None and value != getattr(strategy, what):
+                raise ValueError(f"{what}={value} differs from the strategy's {getattr(strategy, what)}")
+        return strategy
+    if isinstance(strategy, str):
+        cfg = _PruneConfig(name=strategy, **params)
+    elif isinstance(strategy, Mapping) and "name" in strategy:
+        cfg = _PruneConfig({**dict(strategy), **params})
+    else:
+        raise TypeError(f"strategy must be a name ({', '.join(sorted(STRATEGIES))}), a config with a name, "
+                        f"or a Strategy (got {strategy!r})")
+    for what, value in (("num_samples", num_samples), ("epochs", epochs)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{what} must be an integer >= 1 (got {value!r})")
+    return build_strategy(cfg, num_samples, epochs, seed, device)
+
+
+def resolve_world(num_replicas: int | None, rank: int | None) -> World:
+    """DistributedSampler's rule: the arguments, else torch.distributed's world when initialised,
+    else a single process."""
+    initialised = dist.is_available() and dist.is_initialized()
+    if num_replicas is None:
+        num_replicas = dist.get_world_size() if initialised else 1
+    if rank is None:
+        if num_replicas > 1 and not initialised:
+            raise ValueError("rank must be given with num_replicas > 1 when torch.distributed is not initialised")
+        rank = dist.get_rank() if initialised else 0
+    if num_replicas < 1 or not 0 <= rank < num_replicas:
+        raise ValueError(f"rank must be in [0, num_replicas) (got rank={rank}, num_replicas={num_replicas})")
+    return World(rank, num_replicas, rank)
+
+
+class Pruner:
+    """One strategy, its epoch and that epoch's plan, and the weighted loss.
+
+    strategy: a registered name ("infobatch", "random_dynamic", ...; see STRATEGIES) with its
+    parameters as keyword arguments, a prune config mapping (`name` + parameters), or a Strategy.
+    num_samples: the dataset's length; epochs: the planned number of epochs (InfoBatch anneals
+    over its last (1 - delta) of them); seed: the run seed (the strategy derives its own
+    generator from it, as the runner does); device: where the strategy's state and plans live (on
+    GPUs, the training device: a CUDA generator plans differently from a CPU one).
+    """
+
+    def __init__(self, strategy="infobatch", num_samples: int | None = None, epochs: int | None = None, *,
+                 seed: int = 0, device: torch.device | str = "cpu", num_replicas: int | None = None,
+                 rank: int | None = None, **params):
+        self.strategy = make_strategy(strategy, num_samples, epochs, seed, device, params)
+        check_budget(self.strategy)
+        self.num_samples = self.strategy.num_samples
+        self.epochs = self.strategy.epochs
+        self.device = self.strategy.device
+        self.world = resolve_world(num_replicas, rank)
+        self.epoch = 0  # the epoch whose plan is current, or is planned on first use
+        self.plan: Plan | None = None  # the whole epoch's plan, the same on every rank
+        self.local: Plan | None = None  # this rank's shard of it
+        self._weight_of: torch.Tensor | None = None  # (N,) loss weight of each index this epoch
+        self._local_list: list[int] | None = None
+        self._pending = Observations() if self.world.size > 1 else None
+        # Set by a trainer integration (the Lightning callback): the epoch to plan, read whenever
+        # the sampler is measured or iterated, so len() is right whenever the trainer asks.
+        self.epoch_source: Callable[[], int] | None = None
+
+    # -- the plan ------------------------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """Plan `epoch` now (a no-op when it is already planned): merges the previous epoch's
+        observations first (under torchrun, a collective: every rank calls it)."""
+        if self.plan is not None and epoch == self.epoch:
+            return
+        self.end_epoch()
+        self._install(epoch, self.strategy.plan(epoch))
+
+    def current(self) -> Plan:
+        """This rank's part of the current epoch's plan (planned on first use)."""
+        if self.epoch_source is not None:
+            self.set_epoch(int(self.epoch_source()))
+        elif self.plan is None:
+            self.set_epoch(self.epoch)
+        return self.local
+
+    def local_indices(self) -> list[int]:
+        """This rank's plan as a Python list: one host copy per epoch, for the batch sampler."""
+        local = self.current()
+        if self._local_list is None:
+            self._local_list = local.indices.cpu().tolist()
+        return self._local_list
+
+    def _install(self, epoch: int, plan: Plan) -> None:
+        self.epoch, self.plan = epoch, plan
+        self.local = shard(plan, self.world)
+        self._weight_of = torch.zeros(self.num_samples, dtype=torch.float32, device=plan.weights.device)
+        self._weight_of.index_copy_(0, plan.indices, plan.weights.float())
+        self._local_list = None
+
+    def batch_sampler(self, batch_size: int) -> "PrunedBatchSampler":
+        """A batch sampler over this pruner's plans, for DataLoader(batch_sampler=...)."""
+        return PrunedBatchSampler(self, batch_size)
+
+    # -- the loss ------------------------------------------------------------------------------
+    def weights_for(self, indices: torch.Tensor) -> torch.Tensor:
+        """The current plan's loss weights of these sample indices (float32, on the pruner's device)."""
+        self.current()
+        return self._weight_of.index_select(0, torch.as_tensor(indices).to(self.device, torch.long))
+
+    def observe(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
+        """Hand the batch's per-sample losses to the strategy (detached, float32); under torchrun
+        they are kept on the device and merged at the epoch's end."""
+        idx = torch.as_tensor(indices).to(self.device, torch.long)
+        values = losses.detach().float().to(self.device)
+        if self._pending is not None:
+            self._pending.observe(idx, values)
+        else:
+            self.strategy.observe(idx, values)
+
+    def loss(self, losses: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """Observe the per-sample losses (reduction="none") and return mean(w * loss): the mean over
+        the batch, not divided by the sum of the weights, which keeps the gradient unbiased. float32
+        whatever the losses' dtype (bf16 and fp16 included)."""
+        if losses.dim() != 1 or losses.shape[0] != torch.as_tensor(indices).shape[0]:
+            raise ValueError(f"loss() takes one loss per sample (reduction='none'): got losses of shape "
+                             f"{tuple(losses.shape)} for {torch.as_tensor(indices).shape[0]} indices")
+        self.observe(indices, losses)
+        weights = self.weights_for(indices).to(losses.device)
+        return (weights * losses.float()).mean()
+
+    def end_epoch(self) -> None:
+        """Merge the epoch's observations of all ranks into every rank's strategy (torchrun only; a
+        collective: every rank calls it). set_epoch() does it; call it yourself before saving a
+        checkpoint at an epoch's end."""
+        if self._pending is None or not self._pending.indices:
+            return
+        if self.world.size > 1 and not (dist.is_available() and dist.is_initialized()):
+            raise RuntimeError(f"merging the observations of {self.world.size} replicas needs torch.distributed "
+                               "initialised (init_process_group) on every rank")
+        self._pending.merge(self.strategy, self.world)
+
+    # -- state -------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """The strategy's whole state (its generator included), the epoch and its plan."""
+        if self._pending is not None and self._pending.indices:
+            raise RuntimeError("this rank holds observations not merged yet: call end_epoch() on every rank "
+                               "before state_dict()")
+        plan = None if self.plan is None else {"indices": self.plan.indices.cpu(), "weights": self.plan.weights.cpu()}
+        return {"name": self.strategy.name, "num_samples": self.num_samples, "epoch": self.epoch, "plan": plan,
+                "strategy": self.strategy.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["name"] != self.strategy.name or state["num_samples"] != self.num_samples:
+            raise ValueError(f"this state is of {state['name']} over {state['num_samples']} samples, not of "
+                             f"{self.strategy.name} over {self.num_samples}")
+        self.strategy.load_state_dict(state["strategy"])
+        self.epoch, self.plan, self.local, self._weight_of, self._local_list = state["epoch"], None, None, None, None
+        if state["plan"] is not None:
+            p = state["plan"]
+            self._install(state["epoch"], Plan(p["indices"].to(self.device), p["weights"].to(self.device)))
+
+    def __repr__(self) -> str:
+        return (f"Pruner({self.strategy.name}, num_samples={self.num_samples}, epochs={self.epochs}, "
+                f"epoch={self.epoch}, replicas={self.world.size}, rank={self.world.rank})")
+
+
+class PrunedBatchSampler(Sampler):
+    """Batches of sample indices walking this rank's share of the pruner's current plan, for
+    DataLoader(batch_sampler=...). Its length is the current plan's (set_epoch() plans before the
+    epoch starts). Batches as the runner cuts them: a lone last sample joins the batch before it."""
+
+    def __init__(self, pruner: Pruner, batch_size: int):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1 (got {batch_size!r})")
+        self.pruner = pruner
+        self.batch_size = batch_size
+
+    def set_epoch(self, epoch: int) -> None:
+        """DistributedSampler's hook (Lightning and many loops call it): plans `epoch`."""
+        self.pruner.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(batch_starts(len(self.pruner.current()), self.batch_size))
+
+    def __iter__(self):
+        return _batches(self.pruner.local_indices(), self.batch_size)  # the plan is read now, not at the first batch
+
+
+def _batches(indices: list[int], batch_size: int):
+    for a, b in batch_slices(len(indices), batch_size):
+        yield indices[a:b]
+
+
+class IndexedDataset(Dataset):
+    """A map-style dataset whose samples carry their index: (x, y) -> (x, y, index), a dict gets an
+    "index" key, any other sample s -> (s, index). Samples are loaded by the wrapped dataset."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        sample = self.dataset[index]
+        if isinstance(sample, tuple | list):
+            return (*sample, index)
+        if isinstance(sample, Mapping):
+            return {**sample, "index": index}
+        return sample, index
+
+
+__all__ = ["Pruner", "PrunedBatchSampler", "IndexedDataset", "STRATEGIES", "make_strategy"]

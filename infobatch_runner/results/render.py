@@ -1,0 +1,167 @@
+"""The comparison as text: report.md (Markdown, every setting's table with what each verdict tested,
+and the runs that are in no statistic), the rows of report.csv, and the compact console table.
+"""
+
+import json
+import math
+from pathlib import Path
+
+from infobatch_runner.results.pairing import Group
+from infobatch_runner.results.runs import FailedRun
+from infobatch_runner.results.stats import MIN_SEEDS_FOR_CI, Stat, verdict
+
+
+def _pm(stat: Stat, scale: float = 100.0, digits: int = 2) -> str:
+    if stat.n == 0:
+        return "n/a"
+    if stat.n == 1:
+        return f"{scale * stat.mean:.{digits}f}"
+    return f"{scale * stat.mean:.{digits}f} ± {scale * stat.sd:.{digits}f}"
+
+
+def describe_setting(setting: dict) -> str:
+    try:
+        ds, model, t = setting["dataset"], setting["model"], setting["trainer"]
+        name = model.get("arch", model["name"]) if model["name"] == "timm" else model["name"]
+        limit = f" (first {ds['limit_train']})" if ds.get("limit_train") else ""
+        return (f"{ds['name']}{limit} / {name}, {setting['optimizer']['name']} + {setting['scheduler']['name']}, "
+                f"{t['epochs']} epochs, batch {t['batch_size']}, {setting['precision']} on {setting['device']}")
+    except (KeyError, TypeError, AttributeError):  # a setting of another version: say all of it
+        return json.dumps(setting, sort_keys=True)
+
+
+def _leaves(d: dict, prefix: str = "") -> dict[str, str]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_leaves(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = json.dumps(v, sort_keys=True)
+    return out
+
+
+def setting_names(setting_keys) -> dict[str, str]:
+    """describe_setting of each setting, plus the values that tell apart settings it describes alike
+    (e.g. two runs differing only in trainer.loader or trainer.compile)."""
+    keys = list(dict.fromkeys(setting_keys))
+    names = {k: describe_setting(json.loads(k)) for k in keys}
+    for name in set(names.values()):
+        alike = [k for k in keys if names[k] == name]
+        if len(alike) < 2:
+            continue
+        leaves = [_leaves(json.loads(k)) for k in alike]
+        differing = sorted({p for lv in leaves for p in lv if len({lv2.get(p) for lv2 in leaves}) > 1})
+        for k, lv in zip(alike, leaves):
+            names[k] = name + " (" + ", ".join(f"{p}={lv.get(p, 'unset').strip(chr(34))}" for p in differing) + ")"
+    return names
+
+
+CSV_COLUMNS = ["setting", "strategy", "label", "runs", "seeds", "seeds_paired", "final_acc_mean", "final_acc_sd",
+               "acc_diff_mean", "acc_diff_sd", "acc_diff_ci_low", "acc_diff_ci_high", "saving_wall_mean",
+               "saving_wall_sd", "saving_samples_mean", "saving_samples_sd", "time_cost_s_mean", "baseline_runs",
+               "verdict", "tested"]
+
+
+def rows_of(groups: list[Group], tolerance: float) -> list[dict]:
+    """One row per group; means, sds and CIs over distinct seeds (repeats of a seed averaged first)."""
+    names = setting_names(g.setting_key for g in groups)
+    rows = []
+    for g in groups:
+        ci = g.acc_diff.ci95()
+        v, tested = ("baseline", "") if g.strategy == "full" else verdict(g.acc_diff, tolerance)
+        rows.append({
+            "setting": names[g.setting_key], "strategy": g.strategy, "label": g.label,
+            "runs": len(g.runs), "seeds": len(g.seeds), "seeds_paired": g.acc_diff.n,
+            "final_acc_mean": g.final_acc.mean, "final_acc_sd": g.final_acc.sd,
+            "acc_diff_mean": g.acc_diff.mean, "acc_diff_sd": g.acc_diff.sd,
+            "acc_diff_ci_low": ci[0] if ci else math.nan, "acc_diff_ci_high": ci[1] if ci else math.nan,
+            "saving_wall_mean": g.saving_wall.mean, "saving_wall_sd": g.saving_wall.sd,
+            "saving_samples_mean": g.saving_samples.mean, "saving_samples_sd": g.saving_samples.sd,
+            "time_cost_s_mean": g.cost_s.mean, "baseline_runs": max(g.baseline_runs, default=0),
+            "verdict": v, "tested": tested,
+        })
+    return rows
+
+
+def _seed_list(seeds) -> str:
+    seeds = list(seeds)
+    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds))
+
+
+def markdown(groups: list[Group], tolerance: float, skipped: list[tuple[Path, str]] = (),
+             failed: list[FailedRun] = ()) -> str:
+    names = setting_names(g.setting_key for g in groups)
+    lines = ["# Strategy comparison against full data", "",
+             f"Accuracy is the final epoch's test accuracy; Δacc and the wall-clock saving are paired per seed with "
+             f"the full-data run of the same setting; the verdict tests the paired Δacc against a tolerance of "
+             f"-{100 * tolerance:.2f} pp (a 95% CI from {MIN_SEEDS_FOR_CI} seeds on). Values are mean ± sd over "
+             f"distinct seeds: repeats of the same seed (same setting, strategy and parameters, or full runs) are "
+             f"averaged into one value first, so n, the sd and the CI count distinct seeds, not runs.", ""]
+    if not groups:
+        lines += ["No finished run to compare.", ""]
+    for setting_key in dict.fromkeys(g.setting_key for g in groups):
+        mine = [g for g in groups if g.setting_key == setting_key]
+        lines += [f"## {names[setting_key]}", "",
+                  "| strategy | runs | seeds | final acc % | Δacc pp | wall saving % | sample saving % | cost s | verdict |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for g in mine:
+            v = "baseline" if g.strategy == "full" else verdict(g.acc_diff, tolerance)[0]
+            note = f" ({max(g.baseline_runs)} baseline runs averaged)" if max(g.baseline_runs, default=1) > 1 else ""
+            wall_n = f" ({g.saving_wall.n} of {g.acc_diff.n} seeds)" if 0 < g.saving_wall.n < g.acc_diff.n else ""
+            lines.append(f"| {g.label}{note if g.strategy != 'full' else ''} | {len(g.runs)} | {len(g.seeds)} | "
+                         f"{_pm(g.final_acc)} | {_pm(g.acc_diff) if g.strategy != 'full' else '0'} | "
+                         f"{_pm(g.saving_wall, digits=1)}{wall_n} | {_pm(g.saving_samples, digits=1)} | "
+                         f"{_pm(g.cost_s, scale=1.0, digits=1)} | {v} |")
+        lines.append("")
+        na = [(g, g.wall_na) for g in mine if g.wall_na and g.strategy != "full"]
+        if na:
+            lines += ["Wall saving n/a (1 - cost / baseline cost is undefined; Δacc is still paired):", ""]
+            for g, seeds in na:
+                by_reason: dict[str, list[int]] = {}
+                for seed, reason in seeds:
+                    by_reason.setdefault(reason, []).append(seed)
+                lines += [f"- {g.label}: {_seed_list(ss)}: {reason}" for reason, ss in by_reason.items()]
+            lines.append("")
+        tested = [(g.label, verdict(g.acc_diff, tolerance)[1]) for g in mine if g.strategy != "full" and g.acc_diff.n]
+        if tested:
+            lines += ["What each verdict tested:", ""] + [f"- {label}: {what}" for label, what in tested] + [""]
+    unpaired = [r for g in groups if g.strategy != "full" for r in g.unpaired]
+    if unpaired:
+        lines += ["## Runs without a full-data baseline", "",
+                  "No full-data run shares their setting and seed; their wall-clock saving is unknown.", ""]
+        lines += [f"- {r.path}: {r.summary['strategy']} seed {r.summary['seed']}, final acc "
+                  f"{100 * r.summary['final/test_acc']:.2f}%, cost {r.summary['time_cost_s']:.1f} s" for r in unpaired]
+        lines.append("")
+    if skipped:
+        lines += ["## Skipped folders", "", "Not in any statistic above:", ""]
+        lines += [f"- {path}: {reason}" for path, reason in skipped]
+        lines.append("")
+    if failed:
+        lines += ["## Failed runs", "", "These jobs ended with an error (failed.json, no summary.json); "
+                  "they are in no statistic above.", ""]
+        for f in failed:
+            path, error = f[0], f[1]
+            overrides = getattr(f, "overrides", ())
+            kind = getattr(f, "type", "")
+            lines.append(f"- {path}" + (f" (`{' '.join(overrides)}`)" if overrides else "") + ": "
+                         + (f"{kind}: " if kind else "") + error)
+        lines.append("")
+    return "\n".join(lines)
+
+
+def compact_table(rows: list[dict]) -> str:
+    """The few columns that fit a terminal, one line per strategy."""
+    head = (f"{'strategy':<28} {'runs':>4} {'seeds':>5} {'final acc':>15} {'Δacc pp':>14} {'wall saving':>13} "
+            f"{'samples':>8}  verdict")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        def pm(mean, sd, scale=100, d=2):
+            if math.isnan(mean):
+                return "n/a"
+            return f"{scale * mean:.{d}f}" + ("" if math.isnan(sd) else f"±{scale * sd:.{d}f}")
+        lines.append(f"{r['label'][:28]:<28} {r['runs']:>4} {r['seeds']:>5} "
+                     f"{pm(r['final_acc_mean'], r['final_acc_sd']):>15} "
+                     f"{'0' if r['strategy'] == 'full' else pm(r['acc_diff_mean'], r['acc_diff_sd']):>14} "
+                     f"{pm(r['saving_wall_mean'], r['saving_wall_sd'], d=1):>13} "
+                     f"{100 * r['saving_samples_mean']:>7.1f}%  {r['verdict']}")
+    return "\n".join(lines)

@@ -1,0 +1,88 @@
+"""Write a comparison: read the runs, pair and group them, then report.md, report.csv and the plots
+into one folder, and fill each run's summary.json with the wall-clock saving its baseline now gives.
+"""
+
+import csv
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from infobatch_runner.results.pairing import Group, baselines, group_runs, saving_wall
+from infobatch_runner.results.plots import write_plots
+from infobatch_runner.results.records import write_json_atomic
+from infobatch_runner.results.render import CSV_COLUMNS, markdown, rows_of
+from infobatch_runner.results.runs import FailedRun, Run, find_runs
+from infobatch_runner.results.stats import DEFAULT_TOLERANCE
+
+log = logging.getLogger(__name__)
+
+
+class ReportWriteError(OSError):
+    """The report's files could not be written (out folder not creatable or not writable)."""
+
+
+@dataclass
+class Report:
+    groups: list[Group]
+    rows: list[dict]
+    files: list[Path]
+    skipped: list[tuple[Path, str]]  # (folder, why it is in no statistic)
+    updated: list[Run]  # runs whose saving_wall this report filled in
+    failed: list[FailedRun] = field(default_factory=list)  # (folder, error) of the jobs that wrote failed.json
+
+
+def write_report(dirs: list[Path], out_dir: Path, tolerance: float = DEFAULT_TOLERANCE) -> Report:
+    """report.md, report.csv and the plots in out_dir. FileNotFoundError when dirs hold neither a run
+    nor a failed job; ReportWriteError (an OSError) when out_dir cannot be created or written."""
+    if not (isinstance(tolerance, (int, float)) and math.isfinite(tolerance) and tolerance >= 0):
+        raise ValueError(f"the tolerance must be a finite fraction >= 0, not {tolerance}")
+    skipped: list[tuple[Path, str]] = []
+    failed: list[FailedRun] = []
+    runs = find_runs(dirs, skipped, failed)
+    if not runs and not failed:
+        why = ""
+        if skipped:
+            more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+            why = f"; skipped {skipped[0][0]}: {skipped[0][1]}{more}"
+        raise FileNotFoundError(f"no readable run folders (summary.json + metrics.csv) under "
+                                f"{', '.join(map(str, dirs))}{why}")
+    groups = group_runs(runs)
+    rows = rows_of(groups, tolerance)
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "report.md").write_text(markdown(groups, tolerance, skipped, failed), encoding="utf-8")
+        with open(out_dir / "report.csv", "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+        plots = write_plots(groups, out_dir)
+    except OSError as exc:
+        raise ReportWriteError(f"cannot write the report to {out_dir} ({exc.strerror or exc})") from exc
+    updated = fill_saving_wall(runs)
+    files = [out_dir / "report.md", out_dir / "report.csv", *plots]
+    return Report(groups, rows, files, skipped, updated, failed)
+
+
+def fill_saving_wall(runs: list[Run]) -> list[Run]:
+    """Write saving_wall into the summary.json of runs whose baseline is now known; returns them.
+    A run folder that cannot be written is warned about and left as it is."""
+    base = baselines(runs)
+    updated = []
+    for run in runs:
+        b = base.get((run.setting_key, run.seed))
+        if b is None or run.is_baseline or run.summary.get("saving_wall") is not None:
+            continue
+        value = saving_wall(run.summary["time_cost_s"], b)
+        if value is None:  # the baseline's cost is 0: nothing to fill in
+            continue
+        try:
+            write_json_atomic(run.path / "summary.json", {**run.summary, "saving_wall": value})
+        except OSError as exc:
+            log.warning("could not write saving_wall into %s (%s); left as it is",
+                        run.path / "summary.json", exc.strerror or exc)
+            continue
+        run.summary["saving_wall"] = value
+        updated.append(run)
+    return updated

@@ -1,0 +1,116 @@
+"""Weights & Biases: a training run's W&B run (the same rows and summary as the local files, the
+resolved config, a name saying strategy and ratio, a group per dataset + model), the sweep report's
+own run, and reopening runs to add the wall-clock saving once their baseline is known.
+W&B never prompts: with no credentials, or no server, it logs offline.
+"""
+
+import logging
+import math
+import netrc
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+from infobatch_runner.results.records import VAL_KEYS
+from infobatch_runner.results.render import CSV_COLUMNS
+
+log = logging.getLogger(__name__)
+
+
+def has_wandb_credentials() -> bool:
+    """True when W&B could log in without asking: an API key in the environment or in netrc."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    try:
+        return netrc.netrc(os.environ.get("NETRC")).authenticators(host) is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+def start_wandb_run(mode: str, where: Path, init_timeout: float = 60, **kwargs):
+    """wandb.init that never prompts and never loses the work: offline when there are no
+    credentials or the server cannot be reached. W&B's own console output is off (`silent`: its
+    header of three lines per offline run, its footer); a training run (job_type "train") says
+    one line instead: its URL, or where its offline data is and how to upload it. The sweep's
+    report run and the reopening of runs to add saving_wall say nothing unless something fails."""
+    import wandb
+
+    train = kwargs.get("job_type") == "train"
+    said = False
+    if mode == "online" and not has_wandb_credentials():
+        if train:
+            log.warning("W&B: no API key found (WANDB_API_KEY or `wandb login`), logging offline to %s/wandb; "
+                        "upload later with `wandb sync`.", where)
+            said = True
+        mode = "offline"
+    kwargs.update(dir=str(where), reinit="finish_previous",
+                  settings=wandb.Settings(console="off", quiet=True, silent=True, init_timeout=init_timeout))
+    try:
+        run = wandb.init(mode=mode, **kwargs)
+    except Exception as exc:  # an unreachable server or a rejected key must not lose the run
+        if mode != "online":
+            raise
+        log.warning("W&B: could not start an online run (%s); logging offline instead.", str(exc).splitlines()[0])
+        said = True
+        run = wandb.init(mode="offline", **kwargs)
+    if train and not said:
+        if run.offline:
+            log.info("W&B: offline; upload later with `wandb sync %s`.", run.sync_dir)
+        else:
+            log.info("W&B: %s", run.url)
+    return run
+
+
+class WandbTracker:
+    def __init__(self, cfg_logger, run_dir: Path, config: dict, name: str, group: str, tags: list[str],
+                 run_id: str | None = None):
+        resume = dict(id=run_id, resume="allow") if run_id else {}
+        self.run = start_wandb_run(cfg_logger.mode, run_dir, cfg_logger.get("init_timeout", 60),
+                                   project=cfg_logger.project, entity=cfg_logger.get("entity"),
+                                   group=group, name=name, job_type="train", tags=tags, config=config, **resume)
+        self.run.define_metric("epoch")
+        self.run.define_metric("*", step_metric="epoch")
+
+    def info(self) -> dict:
+        """What it takes to reopen this run later (to add saving_wall once the baseline is known)."""
+        return {"id": self.run.id, "project": self.run.project, "entity": self.run.entity or None,
+                "group": self.run.group, "mode": "offline" if self.run.offline else "online"}
+
+    def log_epoch(self, row: dict) -> None:
+        # Without a validation split its columns are NaN: W&B gets no val/* series at all.
+        self.run.log({k: v for k, v in row.items() if not (k in VAL_KEYS and math.isnan(v))})
+
+    def log_summary(self, summary: dict) -> None:
+        self.run.summary.update(summary)
+
+    def finish(self) -> None:
+        self.run.finish()
+
+
+def log_report_to_wandb(report, cfg_logger, sweep_dir: Path) -> None:
+    """The sweep's comparison as one W&B run of its own (job type `report`) in the sweep's group."""
+    import wandb
+
+    groups = [r.summary["wandb"]["group"] for g in report.groups for r in g.runs if r.summary.get("wandb")]
+    group = max(set(groups), key=groups.count) if groups else cfg_logger.get("group")
+    run = start_wandb_run(cfg_logger.mode, sweep_dir, cfg_logger.get("init_timeout", 60),
+                          project=cfg_logger.project, entity=cfg_logger.get("entity"),
+                          group=group, name=f"report-{sweep_dir.name}", job_type="report",
+                          config={"sweep_dir": str(sweep_dir)})
+    table = wandb.Table(columns=CSV_COLUMNS, data=[[row[c] for c in CSV_COLUMNS] for row in report.rows])
+    images = {f"report/{p.stem}": wandb.Image(str(p)) for p in report.files if p.suffix == ".png"}
+    run.log({"report/table": table, **images})
+    run.finish()
+
+
+def add_saving_wall_to_wandb(runs) -> None:
+    """Reopen each run's W&B run (online or offline, by id) to add the saving_wall now known."""
+    for r in runs:
+        info = r.summary.get("wandb")
+        if not info:
+            continue
+        run = start_wandb_run(info["mode"], r.path, id=info["id"], project=info["project"], entity=info["entity"],
+                              resume="allow")
+        run.summary["saving_wall"] = r.summary["saving_wall"]
+        run.finish()
