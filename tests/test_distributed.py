@@ -65,11 +65,15 @@ def test_torchrun_two_ranks_write_one_summary(tmp_path):
     torchrun = str(Path(sys.executable).with_name("torchrun"))
     script = str(Path(sys.executable).with_name("infobatch-run"))
     env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([torchrun, "--nproc_per_node=2", script, *TINY, f"hydra.run.dir={run_dir}"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    # 257 samples on 2 ranks: each epoch's plan is padded by one repeated sample, which trains nothing new
+    result = subprocess.run([torchrun, "--nproc_per_node=2", script, *TINY, "prune=full", "dataset.num_train=257",
+                             f"hydra.run.dir={run_dir}"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["epochs"] == 3 and summary["samples_trained"] >= 256
+    assert summary["epochs"] == 3 and summary["samples_trained"] == 3 * 257 and summary["saving_samples"] == 0.0
+    assert summary["setting"]["trainer"]["world_size"] == 2
+    assert summary["setting"]["trainer"]["global_batch_size"] == 2 * summary["batch_size"]
     assert result.stdout.count("final test acc") == 1, "only rank 0 reports"
     assert len(list((run_dir / "checkpoints").glob("*.pt"))) == 2
 

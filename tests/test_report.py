@@ -17,7 +17,7 @@ from infobatch_runner.results.records import EPOCH_KEYS
 from infobatch_runner.results.render import CSV_COLUMNS, compact_table
 from infobatch_runner.results.report import write_report
 from infobatch_runner.results.runs import find_runs
-from infobatch_runner.results.stats import Stat, verdict
+from infobatch_runner.results.stats import Stat, t_quantile, verdict
 
 SETTING = {"dataset": {"name": "synthetic", "limit_train": None}, "model": {"name": "cnn_small"},
            "optimizer": {"name": "sgd", "lr": 0.1}, "scheduler": {"name": "onecycle"},
@@ -76,7 +76,7 @@ def test_statistics_on_known_inputs():
     s = Stat([1.0, 2.0, 3.0, 4.0])
     assert s.mean == 2.5 and s.sd == pytest.approx(math.sqrt(5 / 3))
     lo, hi = s.ci95()
-    assert (lo, hi) == pytest.approx((2.5 - 3.182 * s.sd / 2, 2.5 + 3.182 * s.sd / 2))
+    assert (lo, hi) == pytest.approx((2.5 - 3.182446 * s.sd / 2, 2.5 + 3.182446 * s.sd / 2))
     assert Stat([1.0, 2.0]).ci95() is None and math.isnan(Stat([1.0]).sd)
 
 
@@ -416,3 +416,74 @@ def test_a_folder_holding_only_failed_runs_still_gets_a_report(tmp_path, capsys)
     out = no_traceback(capsys.readouterr())
     assert "3 run(s) failed:" in out
     assert list(csv.DictReader(open(s / "report.csv"))) == []
+
+
+@pytest.mark.parametrize("df,quantile", [(1, 12.7062), (2, 4.3027), (4, 2.7764), (10, 2.2281), (30, 2.0423),
+                                         (31, 2.0395), (60, 2.0003), (120, 1.9799), (1000, 1.9623)])
+def test_the_t_quantile_at_every_number_of_seeds(df, quantile):
+    assert t_quantile(0.975, df) == pytest.approx(quantile, abs=5e-5)
+
+
+def test_from_32_seeds_on_the_interval_is_still_student_t():
+    # 32 paired differences, mean -0.14 pp, sd 1.016 pp: z = 1.96 reads lossless, t(31) = 2.0395 does not
+    base = [-0.0014 + 0.01016 * x for x in ([1.0, -1.0] * 16)]
+    diff = Stat(base)
+    diff.values = [diff.mean + (v - diff.mean) * 0.01016 / diff.sd for v in base]
+    assert diff.sd == pytest.approx(0.01016) and diff.mean == pytest.approx(-0.0014)
+    assert verdict(diff, 0.005)[0] == "inconclusive"
+
+
+def test_budget_runs_are_grouped_by_their_target_not_the_ratio_they_ignore(tmp_path):
+    write_run(tmp_path, "f0", "full", 0, cost=10.0, acc=0.90)
+    for name, ratio in (("a", 0.3), ("b", 0.7)):
+        run = write_run(tmp_path, name, "infobatch", 0, cost=8.0, acc=0.89, ratio=ratio)
+        summary = json.loads((run / "summary.json").read_text())
+        summary["prune"].update(target_saving=0.2, max_ratio=0.6)
+        (run / "summary.json").write_text(json.dumps(summary))
+    groups = [g for g in group_runs(find_runs([tmp_path])) if g.strategy == "infobatch"]
+    assert [(g.label, len(g.runs)) for g in groups] == [("infobatch target_saving=0.2", 2)]
+
+
+def test_infobatch_without_a_budget_ignores_max_ratio(tmp_path):
+    write_run(tmp_path, "f0", "full", 0, cost=10.0, acc=0.90)
+    for name, max_ratio in (("a", 0.6), ("b", 0.8)):
+        run = write_run(tmp_path, name, "infobatch", 0, cost=8.0, acc=0.89)
+        summary = json.loads((run / "summary.json").read_text())
+        summary["prune"].update(target_saving=None, max_ratio=max_ratio)
+        (run / "summary.json").write_text(json.dumps(summary))
+    groups = [g for g in group_runs(find_runs([tmp_path])) if g.strategy == "infobatch"]
+    assert [(g.label, len(g.runs)) for g in groups] == [("infobatch ratio=0.5", 2)]
+
+
+def test_a_job_killed_without_a_record_is_listed_as_not_finished(tmp_path, capsys):
+    write_run(tmp_path, "0_full", "full", 0, cost=10.0, acc=0.90)
+    killed = tmp_path / "1_infobatch"
+    (killed / "checkpoints").mkdir(parents=True)
+    (killed / "checkpoints" / "last.pt").write_bytes(b"x")
+    (killed / "metrics.csv").write_text("epoch,lr\n0,0.1\n1,0.1\n")
+    skipped_twin = tmp_path / "2_full"
+    (skipped_twin / ".hydra").mkdir(parents=True)
+    (skipped_twin / "same_as.json").write_text('{"same_as": "0_full"}\n')
+    report = write_report([tmp_path], tmp_path)
+    assert [(f.path.name, f.type) for f in report.failed] == [("1_infobatch", "did not finish")]
+    assert "metrics.csv (2 epochs) and checkpoints/ (last.pt)" in report.failed[0].error
+    text = (tmp_path / "report.md").read_text()
+    assert "## Runs that did not finish" in text and "1_infobatch" in text and "## Failed runs" not in text
+    main([str(tmp_path)])
+    assert "1 run(s) did not finish:" in capsys.readouterr().out
+
+
+def test_a_run_still_going_is_said_to_be_running(tmp_path):
+    import fcntl
+    import os
+
+    live = tmp_path / "0_infobatch"
+    (live / ".hydra").mkdir(parents=True)
+    fd = os.open(live, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # an open file description of its own: as another process holds it
+    try:
+        failed = []
+        find_runs([tmp_path], failed=failed)
+    finally:
+        os.close(fd)
+    assert [f.error for f in failed] == ["still running: another process holds its folder"]

@@ -32,30 +32,53 @@ class Context:
     device: torch.device
     precision: str
     data: DataBundle
+    world_size: int = 1  # torchrun's: each rank trains trainer.batch_size samples per step
 
 
 def plain(node) -> dict:
     return OmegaConf.to_container(node, resolve=True)
 
 
+# The config keys that change neither a training's result nor its measured cost, each with why. Every
+# other key of the composed config is in the setting, so an option added to a schema is in it unless
+# it is named here (tests/test_setting.py walks every schema).
+NOT_IN_SETTING = {
+    "prune": "the strategy and its parameters: what a comparison compares",
+    "seed": "what the comparison pairs by",
+    "logger": "where the numbers go (W&B logs once per epoch, outside the timed step)",
+    "resume": "a resumed run continues the same training",
+    "objective": "what a search reads from the run, not how it trains",
+    "dataset.root": "where the files are, not which data",
+    "dataset.download": "whether missing files may be fetched",
+    "trainer.device": "recorded resolved, as the setting's device",
+    "trainer.precision": "recorded resolved, as the setting's precision (tf32 included)",
+    "trainer.eval_batch_size": "evaluation is not timed and its accuracy does not depend on the batch",
+    "trainer.checkpoint_every": "checkpoint time is reported apart from training time",
+    "trainer.progress": "the progress bar",
+}
+
+
 def setting_of(ctx: Context) -> dict:
-    """Everything besides the strategy and the seed that shapes a training's result and cost: what
+    """Everything besides the strategy and the seed that shapes a training's result or its cost: what
     must match for a full-data run to be another run's baseline, or for cached scores to apply.
-    A validation split (dataset.val_fraction > 0) is part of it: it changes the data trained on."""
+    Every config key outside NOT_IN_SETTING, plus what is resolved at run time: the device, the
+    precision and, since under torchrun each rank takes trainer.batch_size, the world size and the
+    global batch. A validation split (dataset.val_fraction > 0) is part of it: it changes the data."""
     cfg = ctx.cfg
-    dataset = plain(cfg.dataset)
-    if not dataset.get("val_fraction"):  # no split: the setting (and score cache key) of earlier versions
-        dataset.pop("val_fraction", None)
-    return {
-        "dataset": dataset,
-        "model": plain(cfg.model),
-        "optimizer": plain(cfg.optimizer),
-        "scheduler": plain(cfg.scheduler),
-        "trainer": {k: cfg.trainer[k] for k in ("epochs", "batch_size", "label_smoothing", "grad_clip", "channels_last",
-                                                "loader", "compile", "compile_mode")},
-        "precision": ctx.precision,
-        "device": device_name(ctx.device),
-    }
+    setting = {}
+    for key, value in plain(cfg).items():
+        if key in NOT_IN_SETTING:
+            continue
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if f"{key}.{k}" not in NOT_IN_SETTING}
+        setting[key] = value
+    if not setting["dataset"].get("val_fraction"):  # no split: the dataset's setting of earlier versions
+        setting["dataset"].pop("val_fraction", None)
+    setting["trainer"]["world_size"] = ctx.world_size
+    setting["trainer"]["global_batch_size"] = cfg.trainer.batch_size * ctx.world_size
+    setting["precision"] = ctx.precision
+    setting["device"] = device_name(ctx.device)
+    return setting
 
 
 class Trainable:

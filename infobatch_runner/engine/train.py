@@ -66,7 +66,7 @@ def setup(cfg: DictConfig, world: World = SINGLE) -> Context:
         allow_tf32(t.tf32)  # summary and setting say so: precision "tf32" (fp32 runs) or "fp32"
     data = build_data(cfg.dataset, t.batch_size, t.eval_batch_size, t.num_workers, device, t.channels_last, cfg.seed,
                       t.loader, augment_seed(cfg.seed, world))
-    return Context(cfg, device, precision, data)
+    return Context(cfg, device, precision, data, world.size)
 
 
 @contextmanager
@@ -191,7 +191,10 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
         skipped = result.skipped_samples
         if world.size > 1:
             skipped = int(all_sum(torch.tensor(skipped, device=device), world))
-        trained = len(mine) * world.size - skipped
+        stepped = len(mine) * world.size - skipped  # what the steps averaged over, torchrun's padding included
+        # Torchrun pads the plan to a multiple of the world size by repeating its head: the repeats
+        # cost time but train no new sample, so the count is the plan's own (less what was skipped).
+        trained = max(len(plan) - skipped, 0)
         counts.samples_trained += trained
         counts.time_train_s += epoch_time
         counts.skipped_batches += result.skipped_batches
@@ -210,7 +213,7 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
         row = {
             "epoch": epoch,
             "lr": cfg.optimizer.lr * schedule(epoch),
-            "train/loss": all_sum(result.loss_sum, world).item() / max(trained, 1),
+            "train/loss": all_sum(result.loss_sum, world).item() / max(stepped, 1),
             "train/kept_fraction": len(plan) / n_train,
             "train/epoch_time_s": epoch_time,
             "test/acc": test_acc,

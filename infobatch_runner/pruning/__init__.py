@@ -36,12 +36,14 @@ def build_strategy(cfg, num_samples: int, epochs: int, seed: int, device: torch.
 
 
 def ignored_params(cfg) -> set[str]:
-    """The prune keys a config carries but its strategy ignores: prune=full takes a ratio only so that
-    `-m prune=full,infobatch prune.ratio=...` composes, and budget mode replaces InfoBatch's ratio."""
-    if cfg.name == "full":
+    """The prune keys a config (or a summary's `prune`: any mapping) carries but its strategy ignores:
+    prune=full takes a ratio only so that `-m prune=full,infobatch prune.ratio=...` composes, budget
+    mode replaces InfoBatch's ratio, and max_ratio bounds budget mode only."""
+    name, budget = cfg["name"], cfg.get("target_saving") is not None
+    if name == "full":
         return {"ratio", "target_saving"}
-    if cfg.name == "infobatch" and cfg.get("target_saving") is not None:
-        return {"ratio"}
+    if name == "infobatch":
+        return {"ratio"} if budget else {"max_ratio"}
     return set()
 
 

@@ -12,6 +12,7 @@ epochs at max_ratio cannot reach is refused before training, naming what can be 
 import math
 
 from infobatch_runner.errors import UserError
+from infobatch_runner.pruning.base import floor_count
 
 
 class SkipBudget:
@@ -24,8 +25,10 @@ class SkipBudget:
 
     def reachable(self) -> float:
         """The largest saving budget mode can realise: epoch 0 has seen nothing (all of it trains),
-        the annealing epochs train everything, the others skip at most max_ratio of the data."""
-        return max(self.anneal_from - 1, 0) * self.max_ratio / self.epochs
+        the annealing epochs train everything, the others skip at most floor(max_ratio * N) samples
+        each (whole samples: at N = 7 and max_ratio 0.6 that is 4, not 4.2)."""
+        per_epoch = floor_count(self.max_ratio * self.num_samples)
+        return max(self.anneal_from - 1, 0) * per_epoch / (self.epochs * self.num_samples)
 
     def check(self, delta: float) -> None:
         reachable = self.reachable()
@@ -33,7 +36,7 @@ class SkipBudget:
             raise UserError(
                 f"prune.target_saving={self.target:g} cannot be reached: over {self.epochs} epochs with "
                 f"prune.delta={delta:g} ({max(self.anneal_from - 1, 0)} pruned epochs) and prune.max_ratio="
-                f"{self.max_ratio:g}, at most {reachable:.3f} of the samples can be skipped; lower the target or raise "
+                f"{self.max_ratio:g}, at most {reachable:.4f} of the samples can be skipped; lower the target or raise "
                 "prune.max_ratio (loss weights grow as 1 / (1 - max_ratio)) or prune.delta.")
 
     def to_skip(self, epoch: int, skipped: int) -> int:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from infobatch_runner.results.render import compact_table
 from infobatch_runner.results.report import ReportWriteError, write_report
+from infobatch_runner.results.runs import UNFINISHED
 from infobatch_runner.results.stats import DEFAULT_TOLERANCE
 
 
@@ -39,8 +40,10 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:  # e.g. a folder that cannot be listed
         _fail(f"cannot read {exc.filename or ', '.join(map(str, args.dirs))} ({exc.strerror or exc})")
     print(compact_table(report.rows))
-    if report.failed:
-        print(f"\n{len(report.failed)} run(s) failed: " + "; ".join(f"{path}: {error}" for path, error in report.failed))
+    for what, runs in (("failed", [f for f in report.failed if f.type != UNFINISHED]),
+                       (UNFINISHED, [f for f in report.failed if f.type == UNFINISHED])):
+        if runs:
+            print(f"\n{len(runs)} run(s) {what}: " + "; ".join(f"{f.path}: {f.error}" for f in runs))
     if report.skipped:
         print(f"\nskipped {len(report.skipped)} folder(s): "
               + "; ".join(f"{path} ({reason})" for path, reason in report.skipped))

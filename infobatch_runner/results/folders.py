@@ -53,6 +53,25 @@ def release_all() -> None:
     _held.clear()
 
 
+def is_held(folder: Path) -> bool:
+    """True when another process holds `folder` (a run or sweep still going); False for a folder of
+    this process, one nobody holds, or one that cannot be checked."""
+    folder = Path(folder).resolve()
+    if folder in _held:
+        return False
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+    finally:
+        os.close(fd)  # closing drops a lock it took
+    return False
+
+
 def results_in(folder: Path) -> list[str]:
     """The run results already in `folder` (empty for a new or never-started run)."""
     return [name for name in RESULTS if (Path(folder) / name).exists()]

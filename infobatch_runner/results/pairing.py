@@ -15,6 +15,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infobatch_runner.pruning import ignored_params
 from infobatch_runner.results.runs import Run, find_runs
 from infobatch_runner.results.stats import Stat
 
@@ -100,7 +101,11 @@ class Group:
 
 
 def _params(summary: dict) -> dict:
-    return {k: v for k, v in summary["prune"].items() if k not in IGNORED_PRUNE_KEYS}
+    """The strategy's parameters that shape its runs: not the runner's keys (the score cache), nor
+    those it ignores (the ratio of budget mode, max_ratio outside it, any of full's)."""
+    prune = summary["prune"]
+    ignored = ignored_params(prune) if isinstance(prune.get("name"), str) else set()
+    return {k: v for k, v in prune.items() if k not in IGNORED_PRUNE_KEYS and k not in ignored}
 
 
 def _fmt(value) -> str:

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from infobatch_runner.results.pairing import Group
-from infobatch_runner.results.runs import FailedRun
+from infobatch_runner.results.runs import UNFINISHED, FailedRun
 from infobatch_runner.results.stats import MIN_SEEDS_FOR_CI, Stat, verdict
 
 
@@ -136,16 +136,22 @@ def markdown(groups: list[Group], tolerance: float, skipped: list[tuple[Path, st
         lines += ["## Skipped folders", "", "Not in any statistic above:", ""]
         lines += [f"- {path}: {reason}" for path, reason in skipped]
         lines.append("")
-    if failed:
+    ended = [f for f in failed if getattr(f, "type", "") != UNFINISHED]
+    if ended:
         lines += ["## Failed runs", "", "These jobs ended with an error (failed.json, no summary.json); "
                   "they are in no statistic above.", ""]
-        for f in failed:
+        for f in ended:
             path, error = f[0], f[1]
             overrides = getattr(f, "overrides", ())
             kind = getattr(f, "type", "")
             lines.append(f"- {path}" + (f" (`{' '.join(overrides)}`)" if overrides else "") + ": "
                          + (f"{kind}: " if kind else "") + error)
         lines.append("")
+    cut = [f for f in failed if getattr(f, "type", "") == UNFINISHED]
+    if cut:
+        lines += ["## Runs that did not finish", "", "These job folders hold neither summary.json nor failed.json; "
+                  "they are in no statistic above.", ""]
+        lines += [f"- {f.path}: {f.error}" for f in cut] + [""]
     return "\n".join(lines)
 
 

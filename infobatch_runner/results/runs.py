@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from infobatch_runner.results.folders import is_held
 from infobatch_runner.results.records import VAL_KEYS
 
 
@@ -171,16 +172,46 @@ def read_failed(path: Path) -> FailedRun:
     return FailedRun(path, error, str(kind) if kind else "", overrides)
 
 
+UNFINISHED = "did not finish"  # the FailedRun.type of a job folder that holds neither record
+# What a job leaves before its records: Hydra's record of it, then its metrics and checkpoints.
+TRACES = ("metrics.csv", "checkpoints", ".hydra")
+
+
 def _folders(dirs: list[Path]) -> list[tuple[Path, bool, bool]]:
-    """Every folder under dirs holding a summary.json or a failed.json, once each however often it is
-    reached (compared by resolved path), in sorted order: (path as found, has summary, has failed.json)."""
+    """Every job folder under dirs, once each however often it is reached (compared by resolved
+    path), in sorted order: (path as found, has summary.json, has failed.json). A job folder holds a
+    summary.json, a failed.json, or the traces of a job that ended without either (see TRACES)."""
     found: dict[Path, Path] = {}
     for d in dirs:
-        for name in ("summary.json", "failed.json"):
+        for name in ("summary.json", "failed.json", *TRACES):
             for marker in Path(d).rglob(name):
-                if marker.is_file():
+                if marker.is_file() or (marker.is_dir() and name != "metrics.csv"):
                     found.setdefault(marker.parent.resolve(), marker.parent)
     return [(found[key], (key / "summary.json").is_file(), (key / "failed.json").is_file()) for key in sorted(found)]
+
+
+def unfinished(path: Path) -> FailedRun | None:
+    """A job folder that holds neither summary.json nor failed.json: killed (OOM, SIGKILL, a time
+    limit) before it could record anything, or still running. None for a sweep job skipped as a
+    repeat (same_as.json: its results are its twin's)."""
+    if (path / "same_as.json").exists():
+        return None
+    if is_held(path):
+        return FailedRun(path, "still running: another process holds its folder", UNFINISHED)
+    left = []
+    if (path / "metrics.csv").is_file():
+        try:
+            epochs = max(0, len((path / "metrics.csv").read_text(encoding="utf-8", errors="replace").splitlines()) - 1)
+            left.append(f"metrics.csv ({epochs} epoch{'s' if epochs != 1 else ''})")
+        except OSError as exc:
+            left.append(f"metrics.csv (unreadable: {exc.strerror or exc})")
+    if (path / "checkpoints").is_dir():
+        names = sorted(p.name for p in (path / "checkpoints").glob("*.pt"))
+        left.append("checkpoints/" + (" (" + ", ".join(names) + ")" if names else " (empty)"))
+    if not left:
+        left.append("only Hydra's record of its config (.hydra/)")
+    return FailedRun(path, "left " + " and ".join(left) + "; no summary.json nor failed.json (killed, out of memory "
+                     "or out of time?); continue it with resume=auto", UNFINISHED)
 
 
 def find_runs(dirs: list[Path], skipped: list[tuple[Path, str]] | None = None,
@@ -188,13 +219,16 @@ def find_runs(dirs: list[Path], skipped: list[tuple[Path, str]] | None = None,
     """Every run folder under dirs, each counted once: the same folder reached twice (compared by
     resolved path) and a second folder holding the same W&B run id (a copy; the first in sorted path
     order is kept) count once. Folders whose files are unreadable or hold unusable values go to
-    `skipped` as (path, reason); folders of failed jobs (failed.json, no summary.json) to `failed`."""
+    `skipped` as (path, reason); folders of failed jobs (failed.json, no summary.json) to `failed`, and
+    so do those of jobs that did not finish (neither record; their type is UNFINISHED)."""
     runs: list[Run] = []
     by_wandb_id: dict[str, Run] = {}
     for path, has_summary, has_failed in _folders(dirs):
         if not has_summary:
-            if has_failed and failed is not None:
-                failed.append(read_failed(path))
+            if failed is not None:
+                record = read_failed(path) if has_failed else unfinished(path)
+                if record is not None:
+                    failed.append(record)
             continue
         try:
             run = read_run(path)

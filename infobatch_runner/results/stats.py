@@ -8,10 +8,43 @@ from dataclasses import dataclass
 
 
 DEFAULT_TOLERANCE = 0.005  # 0.5 percentage points of test accuracy
-# Two-sided 95% Student t quantiles by degrees of freedom; beyond 30, the normal 1.96 is close.
-T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
 MIN_SEEDS_FOR_CI = 3
+
+
+def t_within(t: float, df: int) -> float:
+    """P(|T| < t) for Student's t with `df` (a positive integer) degrees of freedom, in closed form
+    (Abramowitz & Stegun 26.7.3-4): finite sums in cos(theta), theta = atan(t / sqrt(df))."""
+    theta = math.atan(t / math.sqrt(df))
+    c2 = math.cos(theta) ** 2
+    if df % 2 == 1:
+        term, total = math.cos(theta), 0.0
+        for k in range(1, (df - 1) // 2 + 1):  # cos + 2/3 cos^3 + (2*4)/(3*5) cos^5 + ... up to cos^(df-2)
+            total += term
+            term *= c2 * (2 * k) / (2 * k + 1)
+        return 2 / math.pi * (theta + math.sin(theta) * total)
+    term, total = 1.0, 0.0
+    for k in range(1, df // 2 + 1):  # 1 + 1/2 cos^2 + (1*3)/(2*4) cos^4 + ... up to cos^(df-2)
+        total += term
+        term *= c2 * (2 * k - 1) / (2 * k)
+    return math.sin(theta) * total
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The p-quantile (p > 0.5) of Student's t with `df` degrees of freedom, at every df: no switch
+    to the normal's 1.96 for large samples, which makes a CI too narrow (bisection to 1e-12)."""
+    within = 2 * p - 1
+    low, high = 0.0, 1.0
+    while t_within(high, df) < within:
+        high *= 2
+    for _ in range(200):
+        mid = (low + high) / 2
+        if t_within(mid, df) < within:
+            low = mid
+        else:
+            high = mid
+        if high - low < 1e-12:
+            break
+    return (low + high) / 2
 
 
 @dataclass
@@ -33,8 +66,7 @@ class Stat:
     def ci95(self) -> tuple[float, float] | None:
         if self.n < MIN_SEEDS_FOR_CI:
             return None
-        t = T975[self.n - 2] if self.n - 1 <= len(T975) else 1.96
-        half = t * self.sd / math.sqrt(self.n)
+        half = t_quantile(0.975, self.n - 1) * self.sd / math.sqrt(self.n)
         return self.mean - half, self.mean + half
 
 

@@ -15,6 +15,7 @@ class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         from infobatch_runner.results.render import compact_table
         from infobatch_runner.results.report import write_report
+        from infobatch_runner.results.runs import UNFINISHED
         from infobatch_runner.results.wandb_runs import add_saving_wall_to_wandb, log_report_to_wandb
 
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -26,8 +27,9 @@ class SweepReport(Callback):
         SweepReport.failed_jobs = len(report.failed)
         if report.rows:
             print("\n" + compact_table(report.rows), flush=True)
-        for folder, error in report.failed:
-            print(f"failed: {folder.name}: {error}", flush=True)
+        for failure in report.failed:
+            what = UNFINISHED if failure.type == UNFINISHED else "failed"
+            print(f"{what}: {failure.path.name}: {failure.error}", flush=True)
         print(f"report: {sweep_dir / 'report.md'} (plots and report.csv beside it)", flush=True)
         logger = config.logger
         if logger.name == "wandb" and logger.mode != "disabled" and report.rows:
