@@ -56,7 +56,8 @@ def run(cfg: DictConfig) -> float | tuple[float, float] | None:
             for record in (FAILED, TRACEBACK):  # a failed job that is run again
                 (run_dir / record).unlink(missing_ok=True)
         validate(cfg)
-        twin = repeats.finished_twin(cfg, run_dir, Path(hydra_cfg.sweep.dir)) if multirun else None
+        twin = repeats.twin_of(cfg, run_dir, Path(hydra_cfg.sweep.dir),
+                               lambda line: print(f"{PROG}: job {run_dir.name} {line}.", flush=True)) if multirun else None
         if twin is not None:
             repeats.record_twin(run_dir, twin)
             ignored = ", ".join(f"prune.{k}" for k in sorted(ignored_params(cfg.prune))) or "nothing"
@@ -122,12 +123,15 @@ def main() -> None:
     from infobatch_runner.engine.hostmem import keep_freed_memory
     from infobatch_runner.results import folders
     from infobatch_runner.sweeps.callbacks import SweepReport
+    from infobatch_runner.sweeps import repeats
+    from infobatch_runner.sweeps.order import seed_major
 
     keep_freed_memory()
     logging.raiseExceptions = False  # a log file on a full disk must not print a traceback per record
     user_setting = os.environ.get("HYDRA_FULL_ERROR")
     full_errors = bool(user_setting)  # the user asked for tracebacks
     try:
+        sys.argv[1:] = seed_major(sys.argv[1:])  # a sweep runs seed by seed, each seed's baseline first
         check_group_choices(sys.argv[1:])
         check_search_plugin(sys.argv[1:])
         world = world_from_env(torchrun_device(preflight) if os.environ.get("WORLD_SIZE", "1") != "1" else "auto")
@@ -136,6 +140,8 @@ def main() -> None:
         if launch is not None:
             if world.is_main:
                 preflight.claim(launch)
+                if launch.multirun and launch.jobs:
+                    repeats.write_plan(launch.folder, launch.jobs)  # each job's twin, before any job starts
             sys.argv += launch.pinned
         os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing: errors are ours to word
         SweepReport.failed_jobs = 0

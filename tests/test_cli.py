@@ -98,12 +98,18 @@ def test_help_lists_the_config_groups(tmp_path):
 
 
 def test_local_executor_sweep_through_the_submitit_launcher(tmp_path):
+    # The local executor starts every job at once: the repeated baseline (prune=full ignores the
+    # ratio) waits for its twin instead of training again. Each run records its epochs' wall-clock
+    # spans, from which the report sees jobs that shared the machine (tests/test_report.py).
     sweep = tmp_path / "sweep"
-    result = run_cli(["-m", "hydra/launcher=local", "prune=full,infobatch", *TINY, f"hydra.sweep.dir={sweep}"],
-                     cwd=tmp_path)
+    result = run_cli(["-m", "hydra/launcher=local", "prune=full,infobatch", "prune.ratio=0.3,0.5", *TINY,
+                      f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    for job in ("0_full", "1_infobatch"):
-        assert json.loads((sweep / job / "summary.json").read_text())["epochs"] == 3
+    for job in ("0_full", "2_infobatch", "3_infobatch"):
+        summary = json.loads((sweep / job / "summary.json").read_text())
+        assert summary["epochs"] == 3 and len(summary["epoch_spans"]) == 3
+    assert not (sweep / "1_full" / "summary.json").exists(), "the repeat did not train"
+    assert json.loads((sweep / "1_full" / "same_as.json").read_text()) == {"same_as": "0_full"}
     assert (sweep / "report.md").is_file()
 
 

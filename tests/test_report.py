@@ -487,3 +487,54 @@ def test_a_run_still_going_is_said_to_be_running(tmp_path):
     finally:
         os.close(fd)
     assert [f.error for f in failed] == ["still running: another process holds its folder"]
+
+
+def with_epochs(run, times, kept, spans=None):
+    """Rewrite a run's metrics.csv with these epoch times and kept fractions (and its epoch spans)."""
+    with open(run / "metrics.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=EPOCH_KEYS)
+        w.writeheader()
+        for e, (t, k) in enumerate(zip(times, kept)):
+            w.writerow({"epoch": e, "lr": 0.1, "train/loss": 1.0, "train/kept_fraction": k, "train/epoch_time_s": t,
+                        "test/acc": 0.9, "test/loss": 0.5})
+    if spans is not None:
+        summary = json.loads((run / "summary.json").read_text())
+        summary["epoch_spans"] = spans
+        (run / "summary.json").write_text(json.dumps(summary))
+
+
+def test_a_saving_from_the_machine_speeding_up_is_marked_unreliable(tmp_path, capsys):
+    # seeds 0, 1, 2 as a full-first sweep measured them: InfoBatch's full-data epochs ran 20% faster
+    drift, steady = tmp_path / "drift", tmp_path / "steady"
+    for seed in range(3):
+        with_epochs(write_run(drift, f"f{seed}", "full", seed, cost=40.0, acc=0.90), [10.0] * 4, [1.0] * 4)
+        with_epochs(write_run(drift, f"i{seed}", "infobatch", seed, cost=22.0, acc=0.90), [8.0, 3.0, 3.0, 8.0],
+                    [1.0, 0.6, 0.6, 1.0])
+        with_epochs(write_run(steady, f"f{seed}", "full", seed, cost=40.0, acc=0.90), [10.0] * 4, [1.0] * 4)
+        with_epochs(write_run(steady, f"i{seed}", "infobatch", seed, cost=26.0, acc=0.90), [10.0, 3.0, 3.0, 10.0],
+                    [1.0, 0.6, 0.6, 1.0])
+    (info,) = [g for g in group_runs(find_runs([drift])) if g.strategy == "infobatch"]
+    assert [seed for seed, _ in info.wall_unreliable] == [0, 1, 2]
+    assert "ran 20% faster than the baseline's (8.00 s vs 10.00 s)" in info.wall_unreliable[0][1]
+    report = write_report([drift], drift)
+    (row,) = [r for r in report.rows if r["strategy"] == "infobatch"]
+    assert "seed 0" in row["wall_unreliable"] and "drifted" in row["wall_unreliable"]
+    assert "Wall saving unreliable" in (drift / "report.md").read_text()
+    assert "† wall saving unreliable" in compact_table(report.rows)
+    (steady_info,) = [g for g in group_runs(find_runs([steady])) if g.strategy == "infobatch"]
+    assert steady_info.wall_unreliable == [], "the same machine speed: nothing to doubt"
+
+
+def test_jobs_that_ran_at_the_same_time_are_marked(tmp_path):
+    full = write_run(tmp_path, "0_full", "full", 0, cost=20.0, acc=0.90)
+    info = write_run(tmp_path, "1_infobatch", "infobatch", 0, cost=15.0, acc=0.90)
+    other = write_run(tmp_path, "2_infobatch", "infobatch", 1, cost=15.0, acc=0.90, ratio=0.3)
+    with_epochs(full, [10.0, 10.0], [1.0, 1.0], spans=[[0, 10], [10, 20]])
+    with_epochs(info, [10.0, 5.0], [1.0, 0.5], spans=[[100, 110], [110, 115]])
+    with_epochs(other, [10.0, 5.0], [1.0, 0.5], spans=[[112, 122], [122, 127]])  # while 1_infobatch trained
+    groups = {g.label: g for g in group_runs(find_runs([tmp_path]))}
+    (why,) = [w for _, w in groups["infobatch ratio=0.5"].wall_unreliable]
+    assert why == "it or its baseline ran at the same time as 2_infobatch"
+    with_epochs(other, [10.0, 5.0], [1.0, 0.5], spans=[[115.5, 125], [125, 130]])  # after it: no overlap
+    groups = {g.label: g for g in group_runs(find_runs([tmp_path]))}
+    assert groups["infobatch ratio=0.5"].wall_unreliable == []

@@ -10,6 +10,7 @@ import logging
 import math
 import signal
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,6 +53,8 @@ class Counters:
     test_loss: list[float] = field(default_factory=list)
     val_acc: list[float] = field(default_factory=list)  # per epoch, with a validation split only
     val_loss: list[float] = field(default_factory=list)
+    # Each epoch's wall-clock (start, end), Unix seconds: lets the report see runs that shared the machine.
+    epoch_spans: list[list[float]] = field(default_factory=list)
 
 
 def setup(cfg: DictConfig, world: World = SINGLE) -> Context:
@@ -163,6 +166,7 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
             raise Interrupted(stopped(f"stopped by {stop.signal} {when}", last_saved, t.checkpoint_every, run_dir),
                               stop.signal)
         start = timed_now(device)
+        wall_start = time.time()
         if partial:
             plan = Plan(partial["indices"].to(device), partial["weights"].to(device))
             mine, resume_at = plan, EpochResult(partial["loss_sum"].to(device), partial["first_bad"].to(device),
@@ -186,6 +190,7 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
             with strategy_clock():
                 observations.merge(strategy, world)  # once per epoch: every rank's losses, every rank
         epoch_time = timed_now(device) - start
+        counts.epoch_spans.append([wall_start, time.time()])
         check_finite(result, f"epoch {epoch + 1}")
         # Samples of batches skipped for a non-finite loss were not trained: they are not counted.
         skipped = result.skipped_samples
@@ -356,6 +361,7 @@ def build_summary(ctx: Context, c: Counters, scoring: ScoringResult, n_train: in
         "skipped_batches": c.skipped_batches,
         "time_eval_s": c.time_eval_s,
         "time_cost_s": c.time_train_s + scoring.time_s,
+        "epoch_spans": c.epoch_spans,  # wall-clock (start, end) of each epoch: the report's overlap check
         # Measured against a full-data run with the same settings; a full run is its own baseline.
         "saving_wall": 0.0 if cfg.prune.name == "full" else None,
         "final/test_acc": c.test_acc[-1],

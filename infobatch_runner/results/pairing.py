@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infobatch_runner.pruning import ignored_params
+from infobatch_runner.results.drift import overlapping, wall_warnings
 from infobatch_runner.results.runs import Run, find_runs
 from infobatch_runner.results.stats import Stat
 
@@ -28,6 +29,7 @@ class Baseline:
     cost_s: float
     final_acc: float
     runs: int
+    members: list[Run] = field(default_factory=list)  # the full runs averaged
 
 
 def baselines(runs: list[Run]) -> dict[tuple[str, int], Baseline]:
@@ -38,7 +40,7 @@ def baselines(runs: list[Run]) -> dict[tuple[str, int], Baseline]:
             found.setdefault((run.setting_key, run.seed), []).append(run)
     return {
         key: Baseline(statistics.fmean(r.summary["time_cost_s"] for r in rs),
-                      statistics.fmean(r.summary["final/test_acc"] for r in rs), len(rs))
+                      statistics.fmean(r.summary["final/test_acc"] for r in rs), len(rs), rs)
         for key, rs in found.items()
     }
 
@@ -75,6 +77,7 @@ class SeedValues:
     acc_diff: float | None = None  # paired with the baseline's mean over its full runs of this seed
     saving_wall: float | None = None
     wall_na: str | None = None  # why saving_wall is None although there is a baseline
+    wall_warnings: list[str] = field(default_factory=list)  # why saving_wall may be the machine's (drift.py)
 
 
 @dataclass
@@ -99,6 +102,11 @@ class Group:
         """(seed, reason) for the paired seeds whose wall-clock saving cannot be computed."""
         return [(seed, sv.wall_na) for seed, sv in self.seeds.items() if sv.wall_na]
 
+    @property
+    def wall_unreliable(self) -> list[tuple[int, str]]:
+        """(seed, reason) for the paired seeds whose wall-clock saving may be the machine's, not the strategy's."""
+        return [(seed, w) for seed, sv in self.seeds.items() for w in sv.wall_warnings]
+
 
 def _params(summary: dict) -> dict:
     """The strategy's parameters that shape its runs: not the runner's keys (the score cache), nor
@@ -116,6 +124,7 @@ def group_runs(runs: list[Run]) -> list[Group]:
     """Runs grouped by (setting, strategy, parameters); within a group the runs of one seed are averaged
     into one value per seed, then paired per seed with that seed's baseline (its full runs averaged)."""
     base = baselines(runs)
+    overlaps = overlapping(runs)
     varying: dict[str, dict[str, set[str]]] = {}  # per strategy, the parameters that differ between its runs
     for run in runs:
         for k, v in _params(run.summary).items():
@@ -156,6 +165,8 @@ def group_runs(runs: list[Run]) -> list[Group]:
             g.acc_diff.values.append(sv.acc_diff)
             g.baseline_runs.append(b.runs)
             sv.saving_wall = saving_wall(sv.cost_s, b)
+            if g.strategy != "full":
+                sv.wall_warnings = wall_warnings(rs, b.members, overlaps)
             if sv.saving_wall is None:
                 sv.wall_na = wall_na_reason(b)
             else:

@@ -86,8 +86,11 @@ def accuracy_vs_saving(groups, path: Path) -> Path:
         accs = [100 * sv.final_acc for sv in g.seeds.values() if sv.saving_wall is not None]
         yerr = statistics.stdev(accs) if len(accs) > 1 else 0.0
         xerr = 100 * g.saving_wall.sd if g.saving_wall.n > 1 else 0.0
+        doubted = bool(getattr(g, "wall_unreliable", ()))  # drift or overlap (drift.py): a hollow marker, a dagger
+        label = f"{g.label} (n={g.saving_wall.n} seeds)" + (" † wall saving unreliable" if doubted else "")
         ax.errorbar([100 * g.saving_wall.mean], [statistics.fmean(accs)], xerr=[xerr], yerr=[yerr], capsize=4,
-                    markersize=8, linestyle="none", label=f"{g.label} (n={g.saving_wall.n} seeds)", **styles[id(g)])
+                    markersize=8, linestyle="none", label=label, **styles[id(g)],
+                    **({"markerfacecolor": "none", "markeredgewidth": 1.5} if doubted else {}))
     if not_shown:
         ax.text(0.01, 0.01, "wall saving n/a, not shown: " + ", ".join(not_shown), transform=ax.transAxes,
                 fontsize=7, color="grey", va="bottom", ha="left", wrap=True)

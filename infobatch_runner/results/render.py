@@ -56,10 +56,11 @@ def setting_names(setting_keys) -> dict[str, str]:
     return names
 
 
+UNRELIABLE = "†"  # marks a wall saving that the drift or overlap check doubts (drift.py)
 CSV_COLUMNS = ["setting", "strategy", "label", "runs", "seeds", "seeds_paired", "final_acc_mean", "final_acc_sd",
                "acc_diff_mean", "acc_diff_sd", "acc_diff_ci_low", "acc_diff_ci_high", "saving_wall_mean",
-               "saving_wall_sd", "saving_samples_mean", "saving_samples_sd", "time_cost_s_mean", "baseline_runs",
-               "verdict", "tested"]
+               "saving_wall_sd", "wall_unreliable", "saving_samples_mean", "saving_samples_sd", "time_cost_s_mean",
+               "baseline_runs", "verdict", "tested"]
 
 
 def rows_of(groups: list[Group], tolerance: float) -> list[dict]:
@@ -76,6 +77,7 @@ def rows_of(groups: list[Group], tolerance: float) -> list[dict]:
             "acc_diff_mean": g.acc_diff.mean, "acc_diff_sd": g.acc_diff.sd,
             "acc_diff_ci_low": ci[0] if ci else math.nan, "acc_diff_ci_high": ci[1] if ci else math.nan,
             "saving_wall_mean": g.saving_wall.mean, "saving_wall_sd": g.saving_wall.sd,
+            "wall_unreliable": "; ".join(f"seed {seed}: {why}" for seed, why in g.wall_unreliable),
             "saving_samples_mean": g.saving_samples.mean, "saving_samples_sd": g.saving_samples.sd,
             "time_cost_s_mean": g.cost_s.mean, "baseline_runs": max(g.baseline_runs, default=0),
             "verdict": v, "tested": tested,
@@ -108,6 +110,7 @@ def markdown(groups: list[Group], tolerance: float, skipped: list[tuple[Path, st
             v = "baseline" if g.strategy == "full" else verdict(g.acc_diff, tolerance)[0]
             note = f" ({max(g.baseline_runs)} baseline runs averaged)" if max(g.baseline_runs, default=1) > 1 else ""
             wall_n = f" ({g.saving_wall.n} of {g.acc_diff.n} seeds)" if 0 < g.saving_wall.n < g.acc_diff.n else ""
+            wall_n += UNRELIABLE if g.wall_unreliable else ""
             lines.append(f"| {g.label}{note if g.strategy != 'full' else ''} | {len(g.runs)} | {len(g.seeds)} | "
                          f"{_pm(g.final_acc)} | {_pm(g.acc_diff) if g.strategy != 'full' else '0'} | "
                          f"{_pm(g.saving_wall, digits=1)}{wall_n} | {_pm(g.saving_samples, digits=1)} | "
@@ -121,6 +124,13 @@ def markdown(groups: list[Group], tolerance: float, skipped: list[tuple[Path, st
                 for seed, reason in seeds:
                     by_reason.setdefault(reason, []).append(seed)
                 lines += [f"- {g.label}: {_seed_list(ss)}: {reason}" for reason, ss in by_reason.items()]
+            lines.append("")
+        unreliable = [g for g in mine if g.wall_unreliable]
+        if unreliable:
+            lines += [f"{UNRELIABLE} Wall saving unreliable: the machine, not only the strategy, changed the time "
+                      f"(Δacc is unaffected):", ""]
+            for g in unreliable:
+                lines += [f"- {g.label}: seed {seed}: {why}" for seed, why in g.wall_unreliable]
             lines.append("")
         tested = [(g.label, verdict(g.acc_diff, tolerance)[1]) for g in mine if g.strategy != "full" and g.acc_diff.n]
         if tested:
@@ -165,9 +175,12 @@ def compact_table(rows: list[dict]) -> str:
             if math.isnan(mean):
                 return "n/a"
             return f"{scale * mean:.{d}f}" + ("" if math.isnan(sd) else f"±{scale * sd:.{d}f}")
+        wall = pm(r["saving_wall_mean"], r["saving_wall_sd"], d=1) + (UNRELIABLE if r["wall_unreliable"] else "")
         lines.append(f"{r['label'][:28]:<28} {r['runs']:>4} {r['seeds']:>5} "
                      f"{pm(r['final_acc_mean'], r['final_acc_sd']):>15} "
                      f"{'0' if r['strategy'] == 'full' else pm(r['acc_diff_mean'], r['acc_diff_sd']):>14} "
-                     f"{pm(r['saving_wall_mean'], r['saving_wall_sd'], d=1):>13} "
+                     f"{wall:>13} "
                      f"{100 * r['saving_samples_mean']:>7.1f}%  {r['verdict']}")
+    if any(r["wall_unreliable"] for r in rows):
+        lines.append(f"{UNRELIABLE} wall saving unreliable (the machine's speed drifted or jobs overlapped): see report.md")
     return "\n".join(lines)
