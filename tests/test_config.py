@@ -109,9 +109,16 @@ def test_trainer_tf32_and_checkpoint_every(compose_cfg):
     validate(compose_cfg(["trainer.checkpoint_every=10"]))
 
 
-def test_full_accepts_a_ratio_sweep(compose_cfg):
-    cfg = compose_cfg(["prune=full", "prune.ratio=0.7"])
-    validate(cfg)
+@pytest.mark.parametrize("ratio", [0.3, 0.7])
+def test_full_accepts_a_ratio_sweep(compose_cfg, ratio):
+    """`-m prune=full,infobatch prune.ratio=...` composes full with each ratio: accepted, and ignored."""
+    from infobatch_runner.pruning import build_strategy, ignored_params
+
+    cfg = compose_cfg(["prune=full", f"prune.ratio={ratio}"])
+    validate(cfg)  # raises UserError on a refusal
+    assert cfg.prune.ratio == ratio and "ratio" in ignored_params(cfg.prune)
+    plan = build_strategy(cfg.prune, 100, 4, 0).plan(0)
+    assert len(plan) == 100 and bool((plan.weights == 1).all()), "full data whatever the ratio"
 
 
 # (overrides, what the one-sentence error must name). tests/test_cli.py runs each through the real

@@ -45,11 +45,38 @@ def test_onecycle_agrees_with_torch_on_full_epochs():
     assert max(abs(a - b) for a, b in zip(ours, theirs)) <= one_step
 
 
+def learning_rates_of_an_epoch(num_kept: int) -> list[float]:
+    """The learning rate of each step of epoch 1 (of 3, cosine) when the plan keeps num_kept of 256
+    samples in batches of 64, as the training loop sets it."""
+    from hydra import compose, initialize_config_module
+
+    from infobatch_runner.engine.loop import Trainable, train_epoch
+    from infobatch_runner.engine.train import setup
+    from infobatch_runner.pruning.base import Plan
+
+    from conftest import TINY
+
+    with initialize_config_module(version_base="1.3", config_module="infobatch_runner.conf"):
+        cfg = compose(config_name="config", overrides=[*TINY, "prune=full", "scheduler=cosine", "trainer.batch_size=64",
+                                                       "scheduler.warmup_epochs=0"])
+    ctx = setup(cfg)
+    net = Trainable(ctx, seed=0)
+    seen = []
+    net.optimizer.register_step_pre_hook(lambda opt, args, kwargs: seen.append(opt.param_groups[0]["lr"]))
+    plan = Plan(torch.arange(num_kept), torch.ones(num_kept))
+    train_epoch(ctx, net, build_schedule(cfg.scheduler, cfg.trainer.epochs), 1, plan, "test")
+    return [lr / cfg.optimizer.lr for lr in seen]
+
+
 def test_schedule_depends_on_epoch_progress_not_steps():
-    f = build_schedule(sched(name="cosine", warmup_epochs=1, min_factor=0.0), epochs=10)
-    full_epoch = [f(3 + s / 100) for s in range(0, 100, 10)]
-    pruned_epoch = [f(3 + s / 60) for s in range(0, 60, 6)]
-    assert full_epoch == pytest.approx(pruned_epoch)
+    """A pruned epoch has fewer steps; each step's learning rate is that of its fraction of the epoch,
+    so a pruned epoch ends where a full one does (a schedule by step count would lag behind)."""
+    f = build_schedule(sched(name="cosine", warmup_epochs=0, min_factor=0.0), epochs=3)
+    full, pruned = learning_rates_of_an_epoch(256), learning_rates_of_an_epoch(128)
+    assert full == pytest.approx([f(1 + i / 4) for i in range(4)])
+    assert pruned == pytest.approx([f(1 + i / 2) for i in range(2)])
+    assert pruned[1] == pytest.approx(full[2]), "half-way through the epoch, whatever its length"
+    assert len(set(full)) == 4
 
 
 def test_cosine_step_constant():

@@ -86,9 +86,18 @@ def test_global_rng_untouched(name):
 @pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_observe_accepts_low_precision_losses(name, dtype):
-    s = make(name)
+    """bf16/fp16 losses (autocast) plan exactly as the same values given in float32: the strategy
+    casts them, and neither refuses them nor keeps them in half precision."""
+    low, high = make(name), make(name)
     for e in range(3):
-        run_epoch(s, e, dtype)
+        plan, same = low.plan(e), high.plan(e)
+        assert torch.equal(plan.indices, same.indices) and torch.equal(plan.weights, same.weights), f"epoch {e}"
+        for start in range(0, len(plan), BATCH):
+            idx = plan.indices[start : start + BATCH]
+            low.observe(idx, losses_for(idx, dtype))
+            high.observe(idx, losses_for(idx, dtype).float())
+    state = low.state_dict()
+    assert all(v.dtype not in (torch.bfloat16, torch.float16) for v in state.values() if isinstance(v, torch.Tensor))
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -133,6 +142,11 @@ def test_a_kept_budget_of_zero_is_refused_naming_the_real_n(name):
     s = STRATEGIES[name](40, EPOCHS, 0, ratio=0.99) if name != "full" else STRATEGIES[name](40, EPOCHS, 0)
     if s.kept_budget() is None:  # full data and InfoBatch keep every non-candidate: never an empty epoch
         check_budget(s)
+        for e in range(EPOCHS):
+            plan = s.plan(e)
+            assert len(plan) >= (40 if name == "full" else 1), f"epoch {e} of {name} at ratio 0.99 trains nothing"
+            s.observe(plan.indices, losses_for(plan.indices))
+        assert name in ("full", "infobatch"), "a new strategy without a kept budget: say why it never empties"
         return
     with pytest.raises(UserError, match=r"keeps round\(0\.01 x 40\) = 0 of the 40 training samples"):
         check_budget(s)

@@ -87,19 +87,58 @@ def test_training_learns(runs):
     assert runs["full"][1]["final/test_acc"] > 0.5  # synthetic data is learnable: well above 1/10
 
 
-def test_compiled_training_reports_compile_time_apart(tmp_path):
-    from hydra import compose, initialize_config_module
+class SlowClock:
+    """The device clock of the run, plus SLOW seconds each time `slow()` is called: a one-off cost
+    that lands in time_train_s only if it happens inside an epoch's timed window."""
 
-    overrides = TINY + ["trainer.epochs=2", "trainer.compile=true", "trainer.compile_backend=eager"]
-    with initialize_config_module(version_base="1.3", config_module="infobatch_runner.conf"):
-        cfg = compose(config_name="config", overrides=overrides)
-    summary = train(cfg, tmp_path)
-    assert summary["time_compile_s"] > 0 and summary["final/test_acc"] > 0
+    SLOW = 100.0
+
+    def __init__(self, monkeypatch):
+        from infobatch_runner.engine import loop, runtime, train as train_module
+
+        self.offset, real = 0.0, runtime.timed_now
+        for module in (loop, train_module):
+            monkeypatch.setattr(module, "timed_now", lambda device: real(device) + self.offset)
+
+    def slow(self) -> None:
+        self.offset += self.SLOW
 
 
-def test_checkpoints_are_timed_apart_from_training(runs):
-    _, summary, _ = runs["full"]
-    assert summary["time_checkpoint_s"] > 0, "every epoch checkpoints by default, and that takes time"
+def test_compiled_training_reports_compile_time_apart(tmp_path, monkeypatch):
+    import torch
+
+    clock, real_compile = SlowClock(monkeypatch), torch.compile
+
+    class CompiledSlowlyOnFirstCall(torch.nn.Module):
+        def __init__(self, model, **kwargs):
+            super().__init__()
+            self.compiled, self.first = real_compile(model, **kwargs), True
+
+        def forward(self, *args):
+            if self.first:
+                self.first = False
+                clock.slow()  # compiling happens on the first call
+            return self.compiled(*args)
+
+    monkeypatch.setattr(torch, "compile", CompiledSlowlyOnFirstCall)
+    summary = train(compose_tiny("trainer.epochs=2", "trainer.compile=true", "trainer.compile_backend=eager"), tmp_path)
+    assert summary["time_compile_s"] >= SlowClock.SLOW and summary["final/test_acc"] > 0
+    assert summary["time_train_s"] < SlowClock.SLOW, "compiling is not charged to training"
+
+
+def test_checkpoints_are_timed_apart_from_training(tmp_path, monkeypatch):
+    from infobatch_runner.engine import checkpoint
+
+    clock, real_save = SlowClock(monkeypatch), checkpoint.save
+
+    def save_slowly(*args, **kwargs):
+        clock.slow()
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "save", save_slowly)
+    summary = train(compose_tiny("trainer.epochs=3"), tmp_path)
+    assert summary["time_checkpoint_s"] >= 3 * SlowClock.SLOW, "every epoch checkpoints by default"
+    assert summary["time_train_s"] < SlowClock.SLOW, "checkpoints are not charged to training"
     assert summary["time_cost_s"] == pytest.approx(summary["time_train_s"] + summary["time_scoring_s"])
 
 
