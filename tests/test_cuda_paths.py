@@ -259,7 +259,7 @@ def test_tf32_composes_validates_and_separates_a_run_from_its_would_be_baseline(
         cfg = compose_cfg(f"trainer.tf32={value}")
         validate(cfg)
         assert cfg.trainer.tf32 is (value == "true")
-    ctx = SimpleNamespace(cfg=compose_cfg(), device=torch.device("cpu"), precision="tf32")
+    ctx = SimpleNamespace(cfg=compose_cfg(), device=torch.device("cpu"), precision="tf32", world_size=1)
     assert setting_of(ctx) != setting_of(SimpleNamespace(**{**vars(ctx), "precision": "fp32"}))
     assert setting_of(ctx)["precision"] == "tf32"
 
