@@ -189,12 +189,22 @@ class InfoBatch:
 
 
 @dataclass
+class SeTa:
+    name: str = MISSING
+    ratio: float = MISSING
+    num_group: int = MISSING
+    window_scale: float = MISSING
+    delta: float = MISSING
+
+
+@dataclass
 class RandomDynamic:
     name: str = MISSING
     ratio: float = MISSING
     interval: int = MISSING
     delta: float = MISSING
     rescale: bool = MISSING
+    replacement: bool = MISSING
 
 
 @dataclass
@@ -332,7 +342,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "model": {"cnn_small": CnnSmall, "resnet18": ResNet, "resnet50": ResNet, "timm": Timm},
     "optimizer": {"sgd": SGD, "adamw": Adam, "lars": LARS, "lamb": Adam},
     "scheduler": {"onecycle": OneCycle, "cosine": Cosine, "step": Step, "constant": Constant},
-    "prune": {"full": Full, "infobatch": InfoBatch, "random_dynamic": RandomDynamic, "epsilon_greedy": EpsilonGreedy,
+    "prune": {"full": Full, "infobatch": InfoBatch, "seta": SeTa, "random_dynamic": RandomDynamic, "epsilon_greedy": EpsilonGreedy,
               "ucb": UCB, "el2n": EL2N, "grand": GraNd, "forgetting": Forgetting, "static_random": StaticRandom},
     "logger": {"wandb": WandbLogger, "none": NoLogger},
     "trainer": {"default": Trainer},

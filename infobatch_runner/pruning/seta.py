@@ -1,0 +1,97 @@
+import torch
+
+from infobatch_runner.errors import UserError
+from infobatch_runner.pruning.base import Plan, Strategy, check_range, first_full_epoch, floor_count
+
+UNSEEN_SCORE = 3.0  # the published initial score: a sample never trained counts as hard
+KMEANS_ITERATIONS = 16
+
+
+def kmeans_1d_groups(sorted_scores: torch.Tensor, num_group: int, iterations: int = KMEANS_ITERATIONS) -> torch.Tensor:
+    """The group (0 = lowest mean) of each of `sorted_scores` (ascending), by 1-D k-means: Lloyd's
+    iterations on the device, each a searchsorted against the midpoints of the sorted centres and
+    one prefix sum for the new means; in 1-D the groups are contiguous ranges of the sorted data.
+    Centres start at evenly spaced quantiles; a group that empties keeps its centre. All-equal
+    scores give `num_group` equal chunks, as the published code does."""
+    n = sorted_scores.shape[0]
+    x = sorted_scores.double()
+    if n == 0 or bool(x[0] == x[-1]):
+        return torch.div(torch.arange(n, device=x.device) * num_group, max(n, 1), rounding_mode="floor")
+    prefix = torch.cat([x.new_zeros(1), x.cumsum(0)])
+    positions = ((torch.arange(num_group, device=x.device, dtype=torch.float64) + 0.5) * n / num_group).long()
+    centres = x.index_select(0, positions.clamp(max=n - 1))
+    for _ in range(iterations):
+        edges = torch.searchsorted(x, (centres[1:] + centres[:-1]) / 2)  # first index of each group after the first
+        starts = torch.cat([edges.new_zeros(1), edges])
+        ends = torch.cat([edges, edges.new_full((1,), n)])
+        counts = (ends - starts).double()
+        sums = prefix.index_select(0, ends) - prefix.index_select(0, starts)
+        centres = torch.where(counts > 0, sums / counts.clamp(min=1), centres)
+        centres = torch.sort(centres).values
+    edges = torch.searchsorted(x, (centres[1:] + centres[:-1]) / 2)
+    return torch.searchsorted(edges, torch.arange(n, device=x.device), right=True)
+
+
+class SeTa(Strategy):
+    """SeTa (Zhou, Gao, Wang, "Scale Efficient Training for Large Datasets", CVPR 2025).
+
+    keep = 1 - ratio. Each epoch e before ceil(delta * epochs) (epoch 0 included): draw a uniform
+    random subset of floor(keep * N) of all samples; cluster their scores (the latest loss; a
+    sample never trained scores UNSEEN_SCORE = 3.0, the published initial value) into `num_group`
+    groups by 1-D k-means, ordered by mean score (easiest first); keep the groups of a sliding
+    window of w = round(num_group * window_scale) groups (Python's round, as published: 4 of 5 at
+    0.9) starting at group (e mod (num_group - w + 1)), every group at e = 0. Weight 1, freshly
+    shuffled. From ceil(delta * epochs) on ("partial annealing"): a uniform random floor(keep * N)
+    of all samples, weight 1: never the full data, unlike InfoBatch.
+
+    Cost: one scatter per batch in observe; per epoch one permutation, a sort of the subset's
+    scores and KMEANS_ITERATIONS vectorised k-means steps on the device (no sklearn, no loop over
+    samples). Unlike the published code, its own generator, never the global RNGs.
+    """
+
+    name = "seta"
+
+    def __init__(self, num_samples, epochs, seed, device="cpu", ratio: float = 0.1, num_group: int = 5,
+                 window_scale: float = 0.9, delta: float = 0.875):
+        self.ratio = check_range("ratio", ratio, 0.0, 1.0, high_open=True)
+        if isinstance(num_group, bool) or not isinstance(num_group, int) or num_group < 1:
+            raise UserError(f"prune.num_group must be a whole number >= 1 (got {num_group!r}).")
+        self.num_group = num_group
+        self.window_scale = check_range("window_scale", window_scale, 0.0, 1.0, low_open=True)
+        self.window = round(num_group * self.window_scale)
+        if self.window < 1:
+            raise UserError(f"prune.window_scale={window_scale:g} keeps round({num_group} x {window_scale:g}) = 0 "
+                            "groups; raise prune.window_scale or prune.num_group.")
+        self.delta = check_range("delta", delta, 0.0, 1.0, low_open=True)
+        super().__init__(num_samples, epochs, seed, device)
+        self.anneal_from = first_full_epoch(self.delta, epochs)
+        self.score = torch.full((num_samples,), UNSEEN_SCORE, dtype=torch.float32, device=self.device)
+
+    def kept_budget(self) -> int:
+        """The size of each epoch's random subset, floor(keep * N) as published."""
+        return floor_count((1.0 - self.ratio) * self.num_samples)
+
+    def observe(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
+        self.score.index_copy_(0, indices, losses.detach().float())
+
+    def window_start(self, epoch: int) -> int:
+        return epoch % (self.num_group - self.window + 1)
+
+    def plan(self, epoch: int) -> Plan:
+        subset = self.randperm(self.num_samples)[: self.kept_budget()]
+        if epoch >= self.anneal_from or epoch == 0:
+            return self.shuffled(subset, 1.0)  # partial annealing; epoch 0 keeps every group
+        order = torch.sort(self.score.index_select(0, subset), stable=True)
+        groups = kmeans_1d_groups(order.values, self.num_group)
+        start = self.window_start(epoch)
+        kept = subset.index_select(0, order.indices[(groups >= start) & (groups < start + self.window)])
+        if kept.shape[0] == 0:  # the window holds only groups k-means left empty: keep the subset
+            kept = subset
+        return self.shuffled(kept, 1.0)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "score": self.score.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.score.copy_(state["score"])

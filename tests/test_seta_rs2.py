@@ -1,0 +1,114 @@
+"""SeTa's plans as the published algorithm makes them, on crafted scores, and RS2 without
+replacement (every sample once per pass). The shared contract (tests/test_strategy_contract.py)
+covers both like every registered strategy."""
+
+import pytest
+import torch
+
+from infobatch_runner.library import Pruner
+from infobatch_runner.pruning.random_dynamic import RandomDynamic
+from infobatch_runner.pruning.seta import UNSEEN_SCORE, SeTa, kmeans_1d_groups
+
+LEVELS = 5  # crafted scores: LEVELS well-separated levels of 20 samples each
+
+
+def levelled(n=100):
+    level = torch.arange(n) % LEVELS
+    return level, level.float() * 10 + torch.linspace(0, 0.5, n)  # within a level, small spread
+
+
+def test_kmeans_finds_separated_levels_and_orders_them_by_mean():
+    level, scores = levelled()
+    values, order = torch.sort(scores)
+    assert torch.equal(kmeans_1d_groups(values, LEVELS), level.index_select(0, order))
+
+
+def test_kmeans_of_equal_scores_gives_equal_chunks():
+    assert kmeans_1d_groups(torch.full((10,), 2.0), 5).tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+
+
+def test_kmeans_converges_where_the_quantile_start_is_wrong():
+    # 90 samples near 0 and 10 near 100: quantile starts put all five centres in the big cluster
+    scores = torch.cat([torch.linspace(0, 1, 90), torch.linspace(100, 101, 10)])
+    groups = kmeans_1d_groups(scores, 2)
+    assert groups[:90].eq(0).all() and groups[90:].eq(1).all()
+
+
+def seta_levels_kept(ratio, epochs=8):
+    level, scores = levelled()
+    s = SeTa(100, epochs, 0, ratio=ratio, num_group=5, window_scale=0.9, delta=0.875)
+    kept = []
+    for e in range(epochs):
+        plan = s.plan(e)
+        assert plan.indices.unique().numel() == len(plan) and bool((plan.weights == 1).all())
+        kept.append(sorted(set(level.index_select(0, plan.indices).tolist())) if len(plan) else [])
+        s.observe(torch.arange(100), scores)  # every sample's latest loss: its crafted score
+        kept[-1] = (len(plan), kept[-1])
+    return kept
+
+
+def test_seta_slides_a_window_of_four_of_five_groups_then_anneals_partially():
+    # ratio 0: the random subset is everything, so the groups are exactly the levels.
+    # w = round(5 x 0.9) = 4, start = e mod 2; epoch 0 keeps every group; from ceil(0.875 x 8) = 7 on,
+    # partial annealing: a uniform floor(1 x 100) = 100.
+    assert seta_levels_kept(0.0) == [(100, [0, 1, 2, 3, 4]), (80, [1, 2, 3, 4]), (80, [0, 1, 2, 3]),
+                                     (80, [1, 2, 3, 4]), (80, [0, 1, 2, 3]), (80, [1, 2, 3, 4]),
+                                     (80, [0, 1, 2, 3]), (100, [0, 1, 2, 3, 4])]
+
+
+def test_seta_subsamples_first_and_never_trains_all_data_while_annealing():
+    kept = seta_levels_kept(0.2)
+    assert kept[0][0] == 80 and kept[7][0] == 80, "epoch 0 and the annealing epoch: floor(0.8 x 100)"
+    for e in (1, 3, 5):
+        assert 0 not in kept[e][1] and 56 <= kept[e][0] <= 72, "the easiest group is out of the window"
+    for e in (2, 4, 6):
+        assert 4 not in kept[e][1], "the hardest group is out of the window"
+
+
+def test_seta_scores_unseen_samples_high_and_rounds_the_window_as_published():
+    s = SeTa(50, 8, 0)
+    assert bool((s.score == UNSEEN_SCORE).all()) and UNSEEN_SCORE == 3.0
+    assert (s.ratio, s.num_group, s.window_scale, s.window) == (0.1, 5, 0.9, 4)  # Python's round(4.5) = 4
+    assert SeTa(50, 8, 0, num_group=10, window_scale=0.5).window == 5
+
+
+def test_seta_through_the_library_pruner():
+    pruner = Pruner("seta", 200, 4, seed=0, ratio=0.3)
+    pruner.set_epoch(0)
+    assert len(list(pruner.batch_sampler(50))) == 3  # floor(0.7 x 200) = 140 samples in batches of 50
+
+
+def rs2(n, ratio, epochs=10, interval=1):
+    return RandomDynamic(n, epochs, 0, ratio=ratio, interval=interval, replacement=False)
+
+
+def test_rs2_without_replacement_trains_every_sample_once_per_pass():
+    s = rs2(10, 0.7)  # K = 3: passes of ceil(10 / 3) selections, a slice wraps into the next pass
+    seen = []
+    for e in range(10):
+        plan = s.plan(e)
+        assert len(plan) == 3 and plan.indices.unique().numel() == 3
+        seen += plan.indices.tolist()
+    assert sorted(seen) == sorted(list(range(10)) * 3), "30 samples drawn: each of the 10 exactly 3 times"
+    assert sorted(seen[:9]) == sorted(set(seen[:9])), "the first pass repeats nothing"
+
+
+def test_rs2_keeps_a_subset_for_interval_epochs_and_round_trips():
+    a = rs2(100, 0.5, interval=2)
+    first, second = a.plan(0), a.plan(1)
+    assert set(first.indices.tolist()) == set(second.indices.tolist())
+    b = rs2(100, 0.5, interval=2)
+    b.load_state_dict(a.state_dict())
+    for e in range(2, 10):
+        pa, pb = a.plan(e), b.plan(e)
+        assert torch.equal(pa.indices, pb.indices)
+
+
+@pytest.mark.parametrize("replacement", [True, False])
+def test_random_dynamic_composes_with_and_without_replacement(compose_cfg, replacement):
+    from infobatch_runner.config.validate import validate
+    from infobatch_runner.pruning import build_strategy
+
+    cfg = compose_cfg(["prune=random_dynamic", f"prune.replacement={str(replacement).lower()}"])
+    validate(cfg)
+    assert build_strategy(cfg.prune, 100, 4, 0).replacement is replacement
