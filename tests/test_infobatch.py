@@ -64,7 +64,8 @@ def test_unseen_samples_are_never_candidates():
     assert torch.all(unseen_weights == 1)
 
 
-@pytest.mark.parametrize("epochs,delta,first_full", [(10, 0.875, 9), (8, 0.875, 7), (10, 0.9, 9), (7, 0.5, 4), (3, 1.0, 3)])
+@pytest.mark.parametrize("epochs,delta,first_full", [(10, 0.875, 8), (8, 0.875, 7), (10, 0.9, 9), (7, 0.5, 3), (3, 1.0, 3),
+                                                     (6, 0.875, 5)])
 def test_annealing_epochs_are_full_with_unit_weights(epochs, delta, first_full):
     losses = known_losses()
     s = observed(delta=delta, epochs=epochs, losses=losses)

@@ -90,14 +90,14 @@ def test_readme_example_trains_the_runners_plans(workers, monkeypatch, tmp_path,
 
     printed = [int(n) for n in re.findall(r"epoch \d+: (\d+) batches", capsys.readouterr().out)]
     assert printed == [len(b) for b in rec.batches], "len(loader) before each epoch = the batches it yielded"
-    for _, indices, _ in rec.plans[1:]:
-        assert len(indices) < 2000, "epochs 1 and 2 are pruned"
+    assert [len(indices) < 2000 for _, indices, _ in rec.plans] == [False, True, True, False], \
+        "epochs 1 and 2 pruned; epoch 3 = floor(0.875 x 4) anneals"
     for (_, indices, _), batches in zip(rec.plans, rec.batches):
         assert torch.equal(torch.cat([idx for idx, *_ in batches]), indices), "the loader walked the plan"
     prune = compose_cfg(["prune=infobatch"]).prune
     assert (prune.ratio, prune.delta) == (0.5, 0.875), "the example's parameters are the runner's defaults"
-    rec.check_against_runner(prune, 2000, 3, seed=0)
-    assert torch.load(tmp_path / "checkpoint.pt")["pruner"]["epoch"] == 2
+    rec.check_against_runner(prune, 2000, 4, seed=0)
+    assert torch.load(tmp_path / "checkpoint.pt")["pruner"]["epoch"] == 3
 
 
 def test_lightning_callback_trains_the_runners_plans(monkeypatch, tmp_path, compose_cfg):

@@ -1,6 +1,8 @@
 """The contract of docs/strategies.md, checked for every registered strategy: registering a new
 strategy is enough to put it under these tests."""
 
+import inspect
+import math
 import random
 
 import numpy as np
@@ -151,3 +153,22 @@ def test_a_kept_budget_of_zero_is_refused_naming_the_real_n(name):
     with pytest.raises(UserError, match=r"keeps round\(0\.01 x 40\) = 0 of the 40 training samples"):
         check_budget(s)
     check_budget(STRATEGIES[name](40, EPOCHS, 0, ratio=0.9))  # K = 4: fine
+
+
+DELTA_TAKERS = [name for name in ALL if "delta" in inspect.signature(STRATEGIES[name].__init__).parameters]
+
+
+@pytest.mark.parametrize("name", DELTA_TAKERS)
+@pytest.mark.parametrize("epochs", range(4, 11))
+def test_annealing_starts_at_floor_of_delta_times_epochs(name, epochs):
+    """As the published InfoBatch code: epoch e is pruned while e + 1 <= delta * E, so E = 6 with
+    delta 0.875 trains its last epoch as annealing (5.25 -> epoch 5), where ceil would prune all six."""
+    s = STRATEGIES[name](N, epochs, 0, delta=0.875)
+    first = math.floor(0.875 * epochs)
+    for e in range(epochs):
+        plan = run_epoch(s, e)
+        annealing = len(plan) == (s.kept_budget() if name == "seta" else N) and bool((plan.weights == 1).all())
+        if e >= first:
+            assert annealing, f"epoch {e} of {epochs} anneals"
+        elif e > 0 and name != "seta":
+            assert len(plan) < N, f"epoch {e} of {epochs} is pruned"

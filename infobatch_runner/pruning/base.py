@@ -40,8 +40,11 @@ def floor_count(x: float) -> int:
 
 
 def first_full_epoch(delta: float, epochs: int) -> int:
-    """The first epoch e with e >= delta * epochs, robust to 0.9 * 10 = 9.000000000000002."""
-    return math.ceil(delta * epochs - 1e-9)
+    """The first annealing (full-data) epoch, floor(delta * epochs), as the published InfoBatch code:
+    it trains all data once its 1-based epoch counter exceeds delta * epochs (e + 1 > delta * E).
+    With E = 6 and delta 0.875 that is epoch 5, where ceil would prune every epoch. Robust to
+    0.7 * 10 = 6.999999999999999."""
+    return math.floor(delta * epochs + 1e-9)
 
 
 def kept_count(ratio: float, num_samples: int) -> int:

@@ -8,10 +8,10 @@ class InfoBatch(Strategy):
     """InfoBatch (Qin et al., "InfoBatch: Lossless Training Speed Up by Unbiased Dynamic Data
     Pruning", ICLR 2024).
 
-    While epoch < delta * epochs: the candidates are the samples already seen whose score is below
+    While epoch < floor(delta * epochs): the candidates are the samples already seen whose score is below
     the mean score of the seen samples; exactly floor((1 - ratio) * n_candidates) of them, drawn
     uniformly, are kept with loss weight 1 / (1 - ratio), and every other sample is kept with
-    weight 1. From epoch ceil(delta * epochs) on (annealing): all samples, weight exactly 1.
+    weight 1. From epoch floor(delta * epochs) on (annealing): all samples, weight exactly 1.
     The score is the latest per-sample loss, or its moving average when score_momentum > 0.
 
     Budget mode (`target_saving` in (0, 1), budget.py): `ratio` is ignored; each pruned epoch

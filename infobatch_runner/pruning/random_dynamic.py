@@ -8,7 +8,7 @@ class RandomDynamic(Strategy):
 
     Every `interval` epochs, select K = round((1 - ratio) * N) samples and train on that subset
     for `interval` epochs, freshly shuffled each epoch, with weight 1 (or 1 / (1 - ratio) when
-    `rescale`). From epoch ceil(delta * epochs) on: all samples, weight 1.
+    `rescale`). From epoch floor(delta * epochs) on: all samples, weight 1.
 
     The selection: with `replacement` (the default), K drawn uniformly afresh each time, so a
     sample may sit out many selections in a row. Without (`replacement=false`, RS2 without

@@ -35,13 +35,13 @@ def kmeans_1d_groups(sorted_scores: torch.Tensor, num_group: int, iterations: in
 class SeTa(Strategy):
     """SeTa (Zhou, Gao, Wang, "Scale Efficient Training for Large Datasets", CVPR 2025).
 
-    keep = 1 - ratio. Each epoch e before ceil(delta * epochs) (epoch 0 included): draw a uniform
+    keep = 1 - ratio. Each epoch e before floor(delta * epochs) (epoch 0 included): draw a uniform
     random subset of floor(keep * N) of all samples; cluster their scores (the latest loss; a
     sample never trained scores UNSEEN_SCORE = 3.0, the published initial value) into `num_group`
     groups by 1-D k-means, ordered by mean score (easiest first); keep the groups of a sliding
     window of w = round(num_group * window_scale) groups (Python's round, as published: 4 of 5 at
     0.9) starting at group (e mod (num_group - w + 1)), every group at e = 0. Weight 1, freshly
-    shuffled. From ceil(delta * epochs) on ("partial annealing"): a uniform random floor(keep * N)
+    shuffled. From floor(delta * epochs) on ("partial annealing"): a uniform random floor(keep * N)
     of all samples, weight 1: never the full data, unlike InfoBatch.
 
     Cost: one scatter per batch in observe; per epoch one permutation, a sort of the subset's
