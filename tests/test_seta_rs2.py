@@ -112,3 +112,43 @@ def test_random_dynamic_composes_with_and_without_replacement(compose_cfg, repla
     cfg = compose_cfg(["prune=random_dynamic", f"prune.replacement={str(replacement).lower()}"])
     validate(cfg)
     assert build_strategy(cfg.prune, 100, 4, 0).replacement is replacement
+
+
+TARGETED = [("seta", {}), ("random_dynamic", {}), ("random_dynamic", {"replacement": False}),
+            ("epsilon_greedy", {}), ("ucb", {}), ("random_dynamic", {"interval": 3})]
+
+
+@pytest.mark.parametrize("target", [0.3, 0.5, 0.7])
+@pytest.mark.parametrize("name,params", TARGETED, ids=[f"{n}{p}" for n, p in TARGETED])
+def test_every_dynamic_strategy_realises_a_target_saving(name, params, target):
+    from infobatch_runner.pruning import STRATEGIES
+
+    n, epochs = 600, 8
+    s = STRATEGIES[name](n, epochs, 0, ratio=0.1, target_saving=target, **params)
+    g = torch.Generator().manual_seed(3)
+    trained = 0
+    for e in range(epochs):
+        plan = s.plan(e)
+        assert plan.indices.unique().numel() == len(plan) > 0
+        trained += len(plan)
+        s.observe(plan.indices, torch.empty(len(plan)).exponential_(generator=g))
+    assert abs((1 - trained / (epochs * n)) - target) <= 0.5 * epochs / (epochs * n) + 1e-12, "to half a sample per epoch"
+
+
+@pytest.mark.parametrize("name", ["random_dynamic", "epsilon_greedy", "ucb"])
+def test_a_target_the_pruned_epochs_cannot_reach_is_refused_with_what_can(name):
+    from infobatch_runner.errors import UserError
+    from infobatch_runner.pruning import STRATEGIES
+
+    # delta 0.25 over 8 epochs: epochs 0 and 1 pruned, each keeping at least 1 of 100: at most 0.2475
+    with pytest.raises(UserError, match=r"target_saving=0.3 cannot be reached: 2 of the 8 .* at most 0.2475"):
+        STRATEGIES[name](100, 8, 0, delta=0.25, target_saving=0.3)
+
+
+def test_seta_with_a_target_keeps_the_window_groups_first():
+    level, scores = levelled()
+    s = SeTa(100, 8, 0, target_saving=0.3)
+    s.plan(0)
+    s.observe(torch.arange(100), scores)
+    plan = s.plan(1)  # window start 1: groups 1..4 (80 samples) hold more than the 70 kept
+    assert len(plan) == 70 and 0 not in set(level.index_select(0, plan.indices).tolist())

@@ -195,6 +195,7 @@ class SeTa:
     num_group: int = MISSING
     window_scale: float = MISSING
     delta: float = MISSING
+    target_saving: Optional[float] = MISSING
 
 
 @dataclass
@@ -205,6 +206,7 @@ class RandomDynamic:
     delta: float = MISSING
     rescale: bool = MISSING
     replacement: bool = MISSING
+    target_saving: Optional[float] = MISSING
 
 
 @dataclass
@@ -215,6 +217,7 @@ class EpsilonGreedy:
     alpha: float = MISSING
     interval: int = MISSING
     delta: float = MISSING
+    target_saving: Optional[float] = MISSING
 
 
 @dataclass
@@ -226,6 +229,7 @@ class UCB:
     use_variance: bool = MISSING
     interval: int = MISSING
     delta: float = MISSING
+    target_saving: Optional[float] = MISSING
 
 
 @dataclass

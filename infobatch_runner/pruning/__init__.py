@@ -38,14 +38,15 @@ def build_strategy(cfg, num_samples: int, epochs: int, seed: int, device: torch.
 
 def ignored_params(cfg) -> set[str]:
     """The prune keys a config (or a summary's `prune`: any mapping) carries but its strategy ignores:
-    prune=full takes a ratio only so that `-m prune=full,infobatch prune.ratio=...` composes, budget
-    mode replaces InfoBatch's ratio, and max_ratio bounds budget mode only."""
+    prune=full takes a ratio only so that `-m prune=full,infobatch prune.ratio=...` composes, a
+    target_saving replaces the ratio, and max_ratio bounds InfoBatch's budget mode only."""
     name, budget = cfg["name"], cfg.get("target_saving") is not None
     if name == "full":
         return {"ratio", "target_saving"}
-    if name == "infobatch":
-        return {"ratio"} if budget else {"max_ratio"}
-    return set()
+    ignored = {"ratio"} if budget else set()
+    if name == "infobatch" and not budget:
+        ignored.add("max_ratio")
+    return ignored
 
 
 def check_budget(strategy: Strategy) -> None:

@@ -5,20 +5,25 @@ import math
 
 import torch
 
-from infobatch_runner.pruning.base import Plan, Strategy, check_interval, check_range, first_full_epoch, kept_count
+from infobatch_runner.pruning.base import (Plan, Strategy, check_interval, check_range, first_full_epoch, kept_count,
+                                           ratio_for_target)
 
 
 class _LossRanked(Strategy):
     """Shared state and rhythm: a moving-average loss per sample (+inf until first seen, so unseen
-    samples rank first), a new selection every `interval` epochs, full data from delta * epochs."""
+    samples rank first), a new selection every `interval` epochs, full data from floor(delta * epochs).
+    `target_saving` s (ratio ignored): K = N - round(s * E * N / pruned epochs), the realised saving
+    s to half a sample per epoch, or refused with what can be reached."""
 
-    def __init__(self, num_samples, epochs, seed, device, ratio, alpha, interval, delta):
+    def __init__(self, num_samples, epochs, seed, device, ratio, alpha, interval, delta, target_saving=None):
         self.ratio = check_range("ratio", ratio, 0.0, 1.0, high_open=True)
         self.alpha = check_range("alpha", alpha, 0.0, 1.0, low_open=True)
         self.interval = check_interval(interval)
         self.delta = check_range("delta", delta, 0.0, 1.0, low_open=True)
         super().__init__(num_samples, epochs, seed, device)
         self.anneal_from = first_full_epoch(self.delta, epochs)
+        if target_saving is not None:  # the ratio whose K realises the target over the pruned epochs
+            self.ratio = ratio_for_target(target_saving, epochs, num_samples, self.anneal_from)
         self.mu = torch.full((num_samples,), math.inf, device=self.device)
         self.subset = torch.arange(num_samples, device=self.device)
 
@@ -67,9 +72,9 @@ class EpsilonGreedy(_LossRanked):
     name = "epsilon_greedy"
 
     def __init__(self, num_samples, epochs, seed, device="cpu", ratio: float = 0.5, epsilon: float = 0.1,
-                 alpha: float = 0.8, interval: int = 1, delta: float = 1.0):
+                 alpha: float = 0.8, interval: int = 1, delta: float = 1.0, target_saving: float | None = None):
         self.epsilon = check_range("epsilon", epsilon, 0.0, 1.0)
-        super().__init__(num_samples, epochs, seed, device, ratio, alpha, interval, delta)
+        super().__init__(num_samples, epochs, seed, device, ratio, alpha, interval, delta, target_saving)
 
     def select(self, k: int) -> torch.Tensor:
         n_top = min(math.ceil((1 - self.epsilon) * k - 1e-9), k)
@@ -95,10 +100,11 @@ class UCB(_LossRanked):
     name = "ucb"
 
     def __init__(self, num_samples, epochs, seed, device="cpu", ratio: float = 0.5, c: float = 1.0,
-                 alpha: float = 0.8, use_variance: bool = False, interval: int = 1, delta: float = 1.0):
+                 alpha: float = 0.8, use_variance: bool = False, interval: int = 1, delta: float = 1.0,
+                 target_saving: float | None = None):
         self.c = check_range("c", c, 0.0, math.inf)
         self.use_variance = bool(use_variance)
-        super().__init__(num_samples, epochs, seed, device, ratio, alpha, interval, delta)
+        super().__init__(num_samples, epochs, seed, device, ratio, alpha, interval, delta, target_saving)
         self.var = torch.zeros(num_samples, device=self.device)
 
     def _observe_extra(self, indices, losses, old_mu, seen) -> None:

@@ -52,6 +52,22 @@ def kept_count(ratio: float, num_samples: int) -> int:
     return int(round((1 - ratio) * num_samples + 1e-9))
 
 
+def ratio_for_target(target: float, epochs: int, num_samples: int, pruned_epochs: int) -> float:
+    """`target_saving` for a strategy that keeps K of the N samples in each of its `pruned_epochs`
+    and all of them in the others: the ratio 1 - K/N whose K realises the target, the skipped
+    samples spread evenly (to half a sample per epoch). A target that even K = 1 cannot reach is
+    refused with the saving that can be reached."""
+    target = check_range("target_saving", target, 0.0, 1.0, low_open=True, high_open=True)
+    skip = round(target * epochs * num_samples / pruned_epochs) if pruned_epochs else num_samples
+    if skip > num_samples - 1:
+        reachable = pruned_epochs * (num_samples - 1) / (epochs * num_samples)
+        raise UserError(f"prune.target_saving={target:g} cannot be reached: {pruned_epochs} of the {epochs} epochs are "
+                        f"pruned (the others train all data, see prune.delta), each keeping at least 1 of the "
+                        f"{num_samples} samples, so at most {reachable:.4f} can be saved; lower the target or raise "
+                        "prune.delta.")
+    return 1.0 - (num_samples - skip) / num_samples
+
+
 def check_interval(value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise UserError(f"prune.interval must be an integer >= 1 (got {value!r}).")

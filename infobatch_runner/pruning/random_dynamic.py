@@ -1,6 +1,7 @@
 import torch
 
-from infobatch_runner.pruning.base import Plan, Strategy, check_interval, check_range, first_full_epoch, kept_count
+from infobatch_runner.pruning.base import (Plan, Strategy, check_interval, check_range, first_full_epoch, kept_count,
+                                           ratio_for_target)
 
 
 class RandomDynamic(Strategy):
@@ -15,13 +16,15 @@ class RandomDynamic(Strategy):
     replacement): consecutive K-slices of one permutation of all N; a slice that runs past the
     end continues in a fresh permutation, whose order puts the samples the slice already took
     last, so every sample is trained once per pass of ceil(N / K) selections and no plan repeats
-    a sample. Cost: at most one permutation per selection; observe does nothing.
+    a sample. `target_saving` s (ratio ignored): K = N - round(s * E * N / pruned epochs), the
+    realised saving s to half a sample per epoch, or refused with what can be reached. Cost: at
+    most one permutation per selection; observe does nothing.
     """
 
     name = "random_dynamic"
 
     def __init__(self, num_samples, epochs, seed, device="cpu", ratio: float = 0.5, interval: int = 1,
-                 delta: float = 1.0, rescale: bool = False, replacement: bool = True):
+                 delta: float = 1.0, rescale: bool = False, replacement: bool = True, target_saving: float | None = None):
         self.ratio = check_range("ratio", ratio, 0.0, 1.0, high_open=True)
         self.interval = check_interval(interval)
         self.delta = check_range("delta", delta, 0.0, 1.0, low_open=True)
@@ -29,6 +32,8 @@ class RandomDynamic(Strategy):
         self.replacement = bool(replacement)
         super().__init__(num_samples, epochs, seed, device)
         self.anneal_from = first_full_epoch(self.delta, epochs)
+        if target_saving is not None:  # the ratio whose K realises the target over the pruned epochs
+            self.ratio = ratio_for_target(target_saving, epochs, num_samples, self.anneal_from)
         self.subset = torch.arange(num_samples, device=self.device)
         self.order = self.randperm(num_samples) if not self.replacement else None  # this pass's permutation
         self.cursor = 0  # how much of `order` earlier selections took

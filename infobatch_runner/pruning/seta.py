@@ -1,7 +1,9 @@
+import math
+
 import torch
 
 from infobatch_runner.errors import UserError
-from infobatch_runner.pruning.base import Plan, Strategy, check_range, first_full_epoch, floor_count
+from infobatch_runner.pruning.base import Plan, Strategy, check_range, first_full_epoch, floor_count, ratio_for_target
 
 UNSEEN_SCORE = 3.0  # the published initial score: a sample never trained counts as hard
 KMEANS_ITERATIONS = 16
@@ -44,6 +46,14 @@ class SeTa(Strategy):
     shuffled. From floor(delta * epochs) on ("partial annealing"): a uniform random floor(keep * N)
     of all samples, weight 1: never the full data, unlike InfoBatch.
 
+    `target_saving` s (ratio ignored): the cluster sizes decide how many samples the window keeps,
+    so the subset is drawn to fit instead. Each epoch keeps K_e = N - (samples still to skip /
+    epochs left), the skipped samples spread over all epochs (partial annealing prunes too):
+    the scores of all N are grouped, and the subset grows, in a uniform random order, until it
+    holds K_e samples of the window's groups (topped up with others in the same order when the
+    window holds fewer). Epoch 0 and the annealing epochs keep a uniform K_e. The realised saving
+    is s to half a sample per epoch.
+
     Cost: one scatter per batch in observe; per epoch one permutation, a sort of the subset's
     scores and KMEANS_ITERATIONS vectorised k-means steps on the device (no sklearn, no loop over
     samples). Unlike the published code, its own generator, never the global RNGs.
@@ -52,7 +62,7 @@ class SeTa(Strategy):
     name = "seta"
 
     def __init__(self, num_samples, epochs, seed, device="cpu", ratio: float = 0.1, num_group: int = 5,
-                 window_scale: float = 0.9, delta: float = 0.875):
+                 window_scale: float = 0.9, delta: float = 0.875, target_saving: float | None = None):
         self.ratio = check_range("ratio", ratio, 0.0, 1.0, high_open=True)
         if isinstance(num_group, bool) or not isinstance(num_group, int) or num_group < 1:
             raise UserError(f"prune.num_group must be a whole number >= 1 (got {num_group!r}).")
@@ -66,10 +76,23 @@ class SeTa(Strategy):
         super().__init__(num_samples, epochs, seed, device)
         self.anneal_from = first_full_epoch(self.delta, epochs)
         self.score = torch.full((num_samples,), UNSEEN_SCORE, dtype=torch.float32, device=self.device)
+        self.target = None
+        self.skipped = 0  # samples left out so far: what a target_saving steers
+        if target_saving is not None:
+            ratio_for_target(target_saving, epochs, num_samples, epochs)  # every epoch prunes: refuse the unreachable
+            self.target = float(target_saving)
 
     def kept_budget(self) -> int:
-        """The size of each epoch's random subset, floor(keep * N) as published."""
+        """The size of each epoch's random subset, floor(keep * N) as published (with a target, the
+        smallest epoch's)."""
+        if self.target is not None:
+            return self.num_samples - math.ceil(self.target * self.num_samples - 1e-9)
         return floor_count((1.0 - self.ratio) * self.num_samples)
+
+    def kept_for_target(self, epoch: int) -> int:
+        """K_e: what is still to skip, spread over the epochs left."""
+        still = round(self.target * self.epochs * self.num_samples) - self.skipped
+        return self.num_samples - max(0, min(self.num_samples - 1, round(still / (self.epochs - epoch))))
 
     def observe(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
         self.score.index_copy_(0, indices, losses.detach().float())
@@ -77,21 +100,47 @@ class SeTa(Strategy):
     def window_start(self, epoch: int) -> int:
         return epoch % (self.num_group - self.window + 1)
 
+    def groups_of(self, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(order that sorts `scores`, the k-means group of each sorted score)."""
+        order = torch.sort(scores, stable=True)
+        return order.indices, kmeans_1d_groups(order.values, self.num_group)
+
+    def in_window(self, epoch: int, groups: torch.Tensor) -> torch.Tensor:
+        start = self.window_start(epoch)
+        return (groups >= start) & (groups < start + self.window)
+
     def plan(self, epoch: int) -> Plan:
+        if self.target is not None:
+            return self.plan_for_target(epoch)
         subset = self.randperm(self.num_samples)[: self.kept_budget()]
         if epoch >= self.anneal_from or epoch == 0:
             return self.shuffled(subset, 1.0)  # partial annealing; epoch 0 keeps every group
-        order = torch.sort(self.score.index_select(0, subset), stable=True)
-        groups = kmeans_1d_groups(order.values, self.num_group)
-        start = self.window_start(epoch)
-        kept = subset.index_select(0, order.indices[(groups >= start) & (groups < start + self.window)])
+        order, groups = self.groups_of(self.score.index_select(0, subset))
+        kept = subset.index_select(0, order[self.in_window(epoch, groups)])
         if kept.shape[0] == 0:  # the window holds only groups k-means left empty: keep the subset
             kept = subset
         return self.shuffled(kept, 1.0)
 
+    def plan_for_target(self, epoch: int) -> Plan:
+        k = self.kept_for_target(epoch)
+        perm = self.randperm(self.num_samples)
+        if epoch == 0 or epoch >= self.anneal_from:
+            kept = perm[:k]
+        else:
+            order, groups = self.groups_of(self.score)
+            window = torch.zeros(self.num_samples, dtype=torch.bool, device=self.device)
+            window.index_copy_(0, order, self.in_window(epoch, groups))
+            chosen = window.index_select(0, perm)
+            n_window = min(k, int(chosen.sum()))  # a host read, once per epoch
+            take = (chosen & (chosen.cumsum(0) <= k)) | (~chosen & ((~chosen).cumsum(0) <= k - n_window))
+            kept = perm[take]
+        self.skipped += self.num_samples - kept.shape[0]
+        return self.shuffled(kept, 1.0)
+
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "score": self.score.clone()}
+        return {**super().state_dict(), "score": self.score.clone(), "skipped": self.skipped}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.score.copy_(state["score"])
+        self.skipped = state.get("skipped", 0)
