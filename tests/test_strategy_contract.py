@@ -43,6 +43,9 @@ def test_plans_are_valid(name):
         plan = run_epoch(s, e)
         assert plan.indices.dtype == torch.int64 and plan.weights.dtype == torch.float32
         assert plan.indices.shape == plan.weights.shape and plan.indices.dim() == 1
+        if s.schedule_epochs is not None and e >= s.schedule_epochs:  # short_schedule: its epochs are over
+            assert len(plan) == 0
+            continue
         assert 0 < len(plan) <= N
         assert int(plan.indices.min()) >= 0 and int(plan.indices.max()) < N
         assert plan.indices.unique().numel() == len(plan), "indices are unique"
@@ -55,7 +58,7 @@ def test_same_seed_same_plans_other_seed_other_plans(name):
     for e in range(EPOCHS):
         pa, pb, pc = run_epoch(a, e), run_epoch(b, e), run_epoch(c, e)
         assert torch.equal(pa.indices, pb.indices) and torch.equal(pa.weights, pb.weights)
-        assert not torch.equal(pa.indices, pc.indices)
+        assert not torch.equal(pa.indices, pc.indices) or len(pa) == 0
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -141,6 +144,10 @@ def test_observe_never_reads_back_to_the_host(name):
 def test_a_kept_budget_of_zero_is_refused_naming_the_real_n(name):
     from infobatch_runner.pruning import check_budget
 
+    if name == "short_schedule":  # its budget is in epochs: round(0.01 x 6) = 0 of them is refused at once
+        with pytest.raises(UserError, match=r"trains round\(0\.01 x 6\) = 0 epochs"):
+            STRATEGIES[name](40, EPOCHS, 0, ratio=0.99)
+        return
     s = STRATEGIES[name](40, EPOCHS, 0, ratio=0.99) if name != "full" else STRATEGIES[name](40, EPOCHS, 0)
     if s.kept_budget() is None:  # full data and InfoBatch keep every non-candidate: never an empty epoch
         check_budget(s)

@@ -172,3 +172,19 @@ def test_checkpoint_every_2_of_3_epochs_saves_at_epochs_2_and_3(tmp_path, monkey
     assert torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)["epoch"] == 3
     assert saved_at[0][1], "the first checkpointed epoch is the best checkpointed so far"
     assert summary["time_checkpoint_s"] > 0
+
+
+def test_the_short_schedule_trains_fewer_epochs_and_pairs_with_the_full_run(tmp_path):
+    from infobatch_runner.engine.optim import build_schedule
+
+    full = train(compose_tiny("trainer.epochs=4"), tmp_path / "full")
+    cfg = compose_tiny("trainer.epochs=4", "prune=short_schedule", "prune.target_saving=0.5")
+    short = train(cfg, tmp_path / "short")
+    assert short["setting"] == full["setting"], "paired with the 4-epoch full run"
+    assert short["saving_samples"] == 0.5 and short["samples_trained"] == 2 * short["num_train"]
+    with open(tmp_path / "short" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["train/kept_fraction"]) for r in rows] == [1.0, 1.0, 0.0, 0.0]
+    compressed = build_schedule(cfg.scheduler, 2)  # the whole schedule within the 2 trained epochs
+    assert float(rows[1]["lr"]) == pytest.approx(cfg.optimizer.lr * compressed(1))
+    assert rows[3]["test/acc"] == rows[1]["test/acc"], "nothing trains after the schedule ends"

@@ -189,6 +189,13 @@ class InfoBatch:
 
 
 @dataclass
+class ShortSchedule:
+    name: str = MISSING
+    ratio: float = MISSING
+    target_saving: Optional[float] = MISSING
+
+
+@dataclass
 class SeTa:
     name: str = MISSING
     ratio: float = MISSING
@@ -346,7 +353,8 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "model": {"cnn_small": CnnSmall, "resnet18": ResNet, "resnet50": ResNet, "timm": Timm},
     "optimizer": {"sgd": SGD, "adamw": Adam, "lars": LARS, "lamb": Adam},
     "scheduler": {"onecycle": OneCycle, "cosine": Cosine, "step": Step, "constant": Constant},
-    "prune": {"full": Full, "infobatch": InfoBatch, "seta": SeTa, "random_dynamic": RandomDynamic, "epsilon_greedy": EpsilonGreedy,
+    "prune": {"full": Full, "short_schedule": ShortSchedule, "infobatch": InfoBatch, "seta": SeTa,
+              "random_dynamic": RandomDynamic, "epsilon_greedy": EpsilonGreedy,
               "ucb": UCB, "el2n": EL2N, "grand": GraNd, "forgetting": Forgetting, "static_random": StaticRandom},
     "logger": {"wandb": WandbLogger, "none": NoLogger},
     "trainer": {"default": Trainer},

@@ -151,7 +151,7 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
     if t.compile:
         counts.time_compile_s += compile_ahead(ctx, net)
     observations = Observations() if world.size > 1 else None
-    schedule = build_schedule(cfg.scheduler, t.epochs)
+    schedule = build_schedule(cfg.scheduler, strategy.schedule_epochs or t.epochs)  # short_schedule compresses it
     strategy_clock = SectionClock(device)
     strategy_clock.total = counts.time_strategy_s
     partial = state.get("in_epoch") if state else None  # an epoch that a signal interrupted

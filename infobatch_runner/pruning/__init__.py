@@ -11,11 +11,13 @@ from infobatch_runner.pruning.full import Full
 from infobatch_runner.pruning.infobatch import InfoBatch
 from infobatch_runner.pruning.random_dynamic import RandomDynamic
 from infobatch_runner.pruning.seta import SeTa
+from infobatch_runner.pruning.short_schedule import ShortSchedule
 from infobatch_runner.pruning.static import EL2N, Forgetting, GraNd, StaticRandom, StaticStrategy
 
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls
-    for cls in (Full, InfoBatch, SeTa, RandomDynamic, EpsilonGreedy, UCB, EL2N, GraNd, Forgetting, StaticRandom)
+    for cls in (Full, ShortSchedule, InfoBatch, SeTa, RandomDynamic, EpsilonGreedy, UCB, EL2N, GraNd, Forgetting,
+                StaticRandom)
 }
 
 

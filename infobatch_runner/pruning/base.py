@@ -87,6 +87,9 @@ def check_range(name: str, value, low: float, high: float, low_open: bool = Fals
 
 class Strategy:
     name: ClassVar[str]
+    # The epochs the learning-rate schedule spans, when a strategy trains fewer than trainer.epochs
+    # (short_schedule); None: all of them.
+    schedule_epochs: int | None = None
 
     def __init__(self, num_samples: int, epochs: int, seed: int, device: torch.device | str = "cpu"):
         self.num_samples = num_samples

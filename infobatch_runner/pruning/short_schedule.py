@@ -1,0 +1,36 @@
+import torch
+
+from infobatch_runner.errors import UserError
+from infobatch_runner.pruning.base import Plan, Strategy, check_range
+
+
+class ShortSchedule(Strategy):
+    """The honest baseline of every saving: full data for fewer epochs.
+
+    To save s of an E-epoch run, train all data, weight 1, for E' = round((1 - s) * E) epochs, with
+    the whole learning-rate schedule compressed into them (`schedule_epochs`: the runner builds
+    the schedule over E' epochs); the remaining E - E' epochs train nothing. The run keeps
+    trainer.epochs = E, so it is paired with the E-epoch full run and its saving counted against
+    it: a realised 1 - E'/E, the nearest whole number of epochs to s (0.25, not 0.3, at E = 8).
+    Any claim that a strategy saves s at no loss must beat this at the same saving.
+
+    s is `target_saving`, or `ratio` when no target is given (so that `prune.ratio=` sweeps compose
+    with it). Cost: one permutation per trained epoch; observe does nothing.
+    """
+
+    name = "short_schedule"
+
+    def __init__(self, num_samples, epochs, seed, device="cpu", ratio: float = 0.5, target_saving: float | None = None):
+        saving = check_range("ratio", ratio, 0.0, 1.0, high_open=True) if target_saving is None else \
+            check_range("target_saving", target_saving, 0.0, 1.0, low_open=True, high_open=True)
+        super().__init__(num_samples, epochs, seed, device)
+        self.schedule_epochs = round((1.0 - saving) * epochs)
+        if self.schedule_epochs < 1:
+            raise UserError(f"prune=short_schedule saving {saving:g} of {epochs} epochs trains round({1 - saving:g} x "
+                            f"{epochs}) = 0 epochs; lower the saving or train more epochs.")
+
+    def plan(self, epoch: int) -> Plan:
+        if epoch < self.schedule_epochs:
+            return self.full_plan()
+        nothing = torch.zeros(0, dtype=torch.int64, device=self.device)
+        return Plan(nothing, torch.zeros(0, device=self.device))
