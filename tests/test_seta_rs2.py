@@ -141,8 +141,10 @@ def test_a_target_the_pruned_epochs_cannot_reach_is_refused_with_what_can(name):
     from infobatch_runner.pruning import STRATEGIES
 
     # delta 0.25 over 8 epochs: epochs 0 and 1 pruned, each keeping at least 1 of 100: at most 0.2475
+    from infobatch_runner.pruning import check_budget
+
     with pytest.raises(UserError, match=r"target_saving=0.3 cannot be reached: 2 of the 8 .* at most 0.2475"):
-        STRATEGIES[name](100, 8, 0, delta=0.25, target_saving=0.3)
+        check_budget(STRATEGIES[name](100, 8, 0, delta=0.25, target_saving=0.3))
 
 
 def test_seta_with_a_target_keeps_the_window_groups_first():
@@ -152,3 +154,26 @@ def test_seta_with_a_target_keeps_the_window_groups_first():
     s.observe(torch.arange(100), scores)
     plan = s.plan(1)  # window start 1: groups 1..4 (80 samples) hold more than the 70 kept
     assert len(plan) == 70 and 0 not in set(level.index_select(0, plan.indices).tolist())
+
+
+
+@pytest.mark.parametrize("name", ["infobatch", "seta", "random_dynamic", "epsilon_greedy", "ucb", "short_schedule"])
+@pytest.mark.parametrize("target", [0.3, 0.5, 0.7])
+def test_a_target_is_checked_with_the_real_data_not_at_composition(compose_cfg, name, target):
+    """validate() knows no N: a target is accepted there and judged by check_budget once the data is
+    loaded (a sweep then records an unreachable job as failed, and runs the others)."""
+    from infobatch_runner.config.validate import validate
+
+    validate(compose_cfg([f"prune={name}", f"prune.target_saving={target}"]))
+
+
+def test_a_tiny_run_realises_a_target_end_to_end(tmp_path, monkeypatch, capsys):
+    import json
+
+    from conftest import TINY, run_main
+
+    status, out = run_main(monkeypatch, capsys, ["prune=seta", "prune.target_saving=0.4", *TINY,
+                                                 f"hydra.run.dir={tmp_path / 'run'}"])
+    assert status == 0, out
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert abs(summary["saving_samples"] - 0.4) <= 0.005 and "(target saving 0.4, met)" in out

@@ -11,6 +11,7 @@ from torch import nn
 from infobatch_runner.data.loaders import Batch
 from infobatch_runner.engine.scoring import grand_full_scores, grand_last_layer_scores
 from infobatch_runner.errors import UserError
+from infobatch_runner.pruning import check_budget
 from infobatch_runner.pruning import STRATEGIES
 from infobatch_runner.pruning.bandit import UCB, EpsilonGreedy
 from infobatch_runner.pruning.infobatch import InfoBatch
@@ -72,14 +73,14 @@ def test_infobatch_budget_mode_caps_the_ratio_and_widens_the_candidates_instead(
 
 def test_infobatch_budget_out_of_reach_is_refused_naming_what_can_be_reached():
     with pytest.raises(UserError, match=r"target_saving=0.4 cannot be reached: .* at most 0.3750"):
-        InfoBatch(N, 8, 0, target_saving=0.4, max_ratio=0.5)
-    InfoBatch(N, 8, 0, target_saving=0.4, max_ratio=0.6)  # 6 x 0.6 / 8 = 0.45: reachable
+        check_budget(InfoBatch(N, 8, 0, target_saving=0.4, max_ratio=0.5))
+    check_budget(InfoBatch(N, 8, 0, target_saving=0.4, max_ratio=0.6))  # 6 x 0.6 / 8 = 0.45: reachable
 
 
 def test_infobatch_budget_at_a_small_n_refuses_what_whole_samples_cannot_reach():
     # N = 7, 8 epochs: 6 pruned epochs skip at most floor(0.6 x 7) = 4 samples each, 24 of 56 = 0.4286
     with pytest.raises(UserError, match=r"target_saving=0.45 cannot be reached: .* at most 0.4286"):
-        InfoBatch(7, 8, 0, target_saving=0.45)
+        check_budget(InfoBatch(7, 8, 0, target_saving=0.45))
     s = InfoBatch(7, 8, 0, target_saving=24 / 56)
     trained = 0
     for e in range(8):

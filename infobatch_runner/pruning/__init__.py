@@ -52,7 +52,9 @@ def ignored_params(cfg) -> set[str]:
 
 
 def check_budget(strategy: Strategy) -> None:
-    """A kept budget of 0 trains nothing and would report a 100% saving: refuse it, with the real N."""
+    """Before training, with the real N: a target_saving out of reach is refused with what can be
+    reached, and a kept budget of 0 (it trains nothing and would report a 100% saving) too."""
+    strategy.check_reachable()
     k = strategy.kept_budget()
     if k is not None and k < 1:
         n = strategy.num_samples

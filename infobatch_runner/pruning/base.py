@@ -52,20 +52,30 @@ def kept_count(ratio: float, num_samples: int) -> int:
     return int(round((1 - ratio) * num_samples + 1e-9))
 
 
-def ratio_for_target(target: float, epochs: int, num_samples: int, pruned_epochs: int) -> float:
+class Target:
     """`target_saving` for a strategy that keeps K of the N samples in each of its `pruned_epochs`
-    and all of them in the others: the ratio 1 - K/N whose K realises the target, the skipped
-    samples spread evenly (to half a sample per epoch). A target that even K = 1 cannot reach is
-    refused with the saving that can be reached."""
-    target = check_range("target_saving", target, 0.0, 1.0, low_open=True, high_open=True)
-    skip = round(target * epochs * num_samples / pruned_epochs) if pruned_epochs else num_samples
-    if skip > num_samples - 1:
-        reachable = pruned_epochs * (num_samples - 1) / (epochs * num_samples)
-        raise UserError(f"prune.target_saving={target:g} cannot be reached: {pruned_epochs} of the {epochs} epochs are "
-                        f"pruned (the others train all data, see prune.delta), each keeping at least 1 of the "
-                        f"{num_samples} samples, so at most {reachable:.4f} can be saved; lower the target or raise "
-                        "prune.delta.")
-    return 1.0 - (num_samples - skip) / num_samples
+    and all of them in the others: the K whose skipped samples, spread evenly, realise the target
+    to half a sample per epoch. Whether it can be reached depends on N, known only once the data
+    is: `check` (called by the runner and the library through check_budget) refuses a target that
+    even K = 1 cannot reach, naming the saving that can be reached."""
+
+    def __init__(self, target: float, epochs: int, num_samples: int, pruned_epochs: int):
+        self.target = check_range("target_saving", target, 0.0, 1.0, low_open=True, high_open=True)
+        self.epochs, self.num_samples, self.pruned_epochs = epochs, num_samples, pruned_epochs
+        self.skip = round(self.target * epochs * num_samples / pruned_epochs) if pruned_epochs else num_samples
+
+    def ratio(self) -> float:
+        """The ratio 1 - K/N of the K that realises the target (K >= 1 until `check` says otherwise)."""
+        return 1.0 - max(self.num_samples - self.skip, 1) / self.num_samples
+
+    def check(self) -> None:
+        if self.skip > self.num_samples - 1:
+            n, pruned = self.num_samples, self.pruned_epochs
+            reachable = pruned * (n - 1) / (self.epochs * n)
+            raise UserError(f"prune.target_saving={self.target:g} cannot be reached: {pruned} of the {self.epochs} "
+                            f"epochs are pruned (the others train all data, see prune.delta), each keeping at least 1 "
+                            f"of the {n} samples, so at most {reachable:.4f} can be saved; lower the target or raise "
+                            "prune.delta.")
 
 
 def check_interval(value) -> int:
@@ -110,6 +120,9 @@ class Strategy:
     def kept_budget(self) -> int | None:
         """K, for strategies that keep a fixed number of samples per pruned epoch; None otherwise."""
         return None
+
+    def check_reachable(self) -> None:
+        """Refuse, with the real N, a target_saving this strategy cannot realise (see check_budget)."""
 
     def randperm(self, n: int) -> torch.Tensor:
         """A permutation of range(n) from the strategy's generator, as int64. Drawn as int32 where n

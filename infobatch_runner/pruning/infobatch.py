@@ -43,6 +43,9 @@ class InfoBatch(Strategy):
         self.budget = None
         if self.target is not None:
             self.budget = SkipBudget(self.target, self.max_ratio, epochs, num_samples, self.anneal_from)
+
+    def check_reachable(self) -> None:
+        if self.budget is not None:
             self.budget.check(self.delta)
 
     def observe(self, indices: torch.Tensor, losses: torch.Tensor) -> None:

@@ -3,7 +3,7 @@ import math
 import torch
 
 from infobatch_runner.errors import UserError
-from infobatch_runner.pruning.base import Plan, Strategy, check_range, first_full_epoch, floor_count, ratio_for_target
+from infobatch_runner.pruning.base import Plan, Strategy, Target, check_range, first_full_epoch, floor_count
 
 UNSEEN_SCORE = 3.0  # the published initial score: a sample never trained counts as hard
 KMEANS_ITERATIONS = 16
@@ -79,8 +79,8 @@ class SeTa(Strategy):
         self.target = None
         self.skipped = 0  # samples left out so far: what a target_saving steers
         if target_saving is not None:
-            ratio_for_target(target_saving, epochs, num_samples, epochs)  # every epoch prunes: refuse the unreachable
-            self.target = float(target_saving)
+            self.reach = Target(target_saving, epochs, num_samples, epochs)  # every epoch prunes, annealing too
+            self.target = self.reach.target
 
     def kept_budget(self) -> int:
         """The size of each epoch's random subset, floor(keep * N) as published (with a target, the
@@ -88,6 +88,10 @@ class SeTa(Strategy):
         if self.target is not None:
             return self.num_samples - math.ceil(self.target * self.num_samples - 1e-9)
         return floor_count((1.0 - self.ratio) * self.num_samples)
+
+    def check_reachable(self) -> None:
+        if self.target is not None:
+            self.reach.check()
 
     def kept_for_target(self, epoch: int) -> int:
         """K_e: what is still to skip, spread over the epochs left."""
