@@ -2,6 +2,7 @@
 #   make run        set up (once), then full data against InfoBatch on Fashion-MNIST, ending in the comparison
 #   make test       set up (once), then the test suite (CPU, offline, a few minutes)
 #   make bench      the benchmarks (BENCH_ARGS="--device cuda --repeats 2" is passed to each)
+#   make leaderboard  every dynamic strategy and short_schedule at 30/50/70% saved, 3 seeds (~40 min on 2 cores)
 #   make gpu-check  every CUDA path in ~8 minutes, a PASS/FAIL table and the figures (GPU_CHECK_ARGS="--device cpu": dry run)
 PYTHON ?= python3
 VENV   := .venv
@@ -12,7 +13,7 @@ PY      = $(shell [ -x $(BIN)/python ] && echo $(BIN)/python || echo $(PYTHON))
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup ready run test bench gpu-check clean
+.PHONY: setup ready run test bench leaderboard gpu-check clean
 
 setup: $(VENV)/.installed $(FASHION_MNIST)
 
@@ -38,6 +39,12 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# Strategies at equal savings on the real Fashion-MNIST (infobatch_runner/leaderboard.py); the table
+# ends the sweep's report.md. LEADERBOARD_ARGS adds overrides (W&B is off unless you drop logger=none).
+LEADERBOARD_ARGS ?= logger=none
+leaderboard: setup
+	$(BIN)/python -m infobatch_runner.leaderboard $(LEADERBOARD_ARGS)
 
 # bench and gpu-check set up only where torch, hydra and the package are not importable yet: a GPU box
 # with them staged on PYTHONPATH (no venv, no network) runs them as it is.

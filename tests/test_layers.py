@@ -21,6 +21,7 @@ LAYERS = [
     {"engine"},
     {"config", "sweeps", "integrations"},
     {"cli", "library", "lightning", "conf"},
+    {"leaderboard"},
 ]
 LAYER_OF = {unit: i for i, units in enumerate(LAYERS) for unit in units}
 

@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+from infobatch_runner.results import leaderboard
 from infobatch_runner.results.pairing import Group
 from infobatch_runner.results.runs import UNFINISHED, FailedRun
 from infobatch_runner.results.stats import MIN_SEEDS_FOR_CI, Stat, verdict
@@ -132,6 +133,7 @@ def markdown(groups: list[Group], tolerance: float, skipped: list[tuple[Path, st
             for g in unreliable:
                 lines += [f"- {g.label}: seed {seed}: {why}" for seed, why in g.wall_unreliable]
             lines.append("")
+        lines += leaderboard.section(mine, failed, tolerance)
         tested = [(g.label, verdict(g.acc_diff, tolerance)[1]) for g in mine if g.strategy != "full" and g.acc_diff.n]
         if tested:
             lines += ["What each verdict tested:", ""] + [f"- {label}: {what}" for label, what in tested] + [""]

@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infobatch_runner.results import leaderboard
 from infobatch_runner.results.pairing import Group, baselines, group_runs, saving_wall
 from infobatch_runner.results.plots import write_plots
 from infobatch_runner.results.records import write_json_atomic
@@ -58,6 +59,12 @@ def write_report(dirs: list[Path], out_dir: Path, tolerance: float = DEFAULT_TOL
             writer.writeheader()
             writer.writerows(rows)
         plots = write_plots(groups, out_dir)
+        settings = list(dict.fromkeys(g.setting_key for g in groups))
+        for i, key in enumerate(settings):  # strategies at equal savings, where runs asked for targets
+            prefix = "" if len(settings) == 1 else f"setting{i + 1}_"
+            mine = [g for g in groups if g.setting_key == key]
+            drawn = leaderboard.plot(mine, failed, tolerance, out_dir / f"{prefix}equal_savings.png")
+            plots += [drawn] if drawn else []
     except OSError as exc:
         raise ReportWriteError(f"cannot write the report to {out_dir} ({exc.strerror or exc})") from exc
     updated = fill_saving_wall(runs)
