@@ -30,7 +30,7 @@ Phases (a check is PASS, WARN: ran but a figure is off, FAIL, TIMEOUT or SKIP):
               (loop efficiency >= 0.9, savings realisation >= 0.9, device loader >= 2x the DataLoader)
   compile     trainer.compile=true, in the background of the next three phases: it trains, and no
               recompilation after the first epoch
-  strategies  every prune= option for 2 epochs (one sweep): each finishes, prunes (full never), static
+  strategies  every prune= option for 3 epochs (one sweep): each finishes, prunes (full never), static
               ones charge their scoring; the sweep report is written
   resume      a run killed with SIGKILL after its first epoch, then resume=auto, against an uninterrupted
               run (deterministic algorithms on both): the same metrics rows, times aside
@@ -56,8 +56,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STRATEGIES = ("full", "infobatch", "random_dynamic", "epsilon_greedy", "ucb", "el2n", "grand", "forgetting",
-              "static_random")
+STRATEGIES = ("full", "short_schedule", "infobatch", "seta", "random_dynamic", "rs2", "epsilon_greedy", "ucb", "el2n",
+              "grand", "forgetting", "static_random")
 SCORED = ("el2n", "grand", "forgetting")  # static strategies with a scoring phase
 BENCHMARKS = ("strategy_overhead", "loop_efficiency", "savings", "loader_speed", "optimizer_speed")  # as `make bench`
 FASHION_MNIST = (ROOT / ".data" / "fashion-mnist", Path("/usr/share/datasets/fashion-mnist"))
@@ -343,7 +343,8 @@ class GpuCheck:
                  f"trainer.device={self.device}", "trainer.progress=false", "logger=none"]
                 if fmnist else self.base(s.n_timed))
         sweep = self.scratch / "loaders"
-        proc = self.run("loaders", self.cli("-m", *data, "trainer.epochs=2", "prune=infobatch", f"trainer.num_workers={s.workers}",
+        proc = self.run("loaders", self.cli("-m", *data, "trainer.epochs=2", "prune=infobatch", "prune.delta=1.0",
+                                            f"trainer.num_workers={s.workers}",
                                             "trainer.loader=device,dataloader", f"hydra.sweep.dir={sweep}",
                                             "hydra.sweep.subdir=${trainer.loader}"), deadline)
         speed = {}
@@ -397,7 +398,7 @@ class GpuCheck:
 
     def phase_compile(self, deadline: float) -> None:
         run_dir = self.scratch / "compile"
-        overrides = [*self.base(self.sizes.n), "trainer.epochs=2", "prune=infobatch", "trainer.compile=true",
+        overrides = [*self.base(self.sizes.n), "trainer.epochs=2", "prune=infobatch", "prune.delta=1.0", "trainer.compile=true",
                      f"hydra.run.dir={run_dir}"]
         if not self.cuda:
             overrides.append("trainer.compile_backend=eager")  # inductor's C++ build takes minutes on a small CPU
@@ -423,7 +424,8 @@ class GpuCheck:
 
     def phase_strategies(self, deadline: float) -> None:
         sweep = self.scratch / "strategies"
-        proc = self.run("strategies", self.cli("-m", *self.base(self.sizes.n), "trainer.epochs=2",
+        # 3 epochs: with delta 0.875 InfoBatch prunes epoch 1 and anneals from floor(0.875 x 3) = 2
+        proc = self.run("strategies", self.cli("-m", *self.base(self.sizes.n), "trainer.epochs=3",
                                                f"prune={','.join(STRATEGIES)}", f"hydra.sweep.dir={sweep}",
                                                "hydra.sweep.subdir=${prune.name}"), deadline)
         for name in STRATEGIES:
@@ -437,7 +439,7 @@ class GpuCheck:
                 if (summary["samples_scoring"] > 0) != (name in SCORED):
                     problems.append(f"samples_scoring {summary['samples_scoring']}")
                 return problems
-            run = self.inspect(sweep / name, proc, 2, expect)
+            run = self.inspect(sweep / name, proc, 3, expect)
             if run.summary:
                 wall = run.summary["saving_wall"]
                 run.detail += f", saved samples {run.summary['saving_samples']:.2f}" + (f" wall {wall:.2f}" if wall is not None else "")
@@ -494,7 +496,7 @@ class GpuCheck:
         run_dir = self.scratch / "torchrun"
         proc = self.run("torchrun", [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
                                      "-m", "infobatch_runner.cli", *self.base(self.sizes.n), "trainer.epochs=2",
-                                     "prune=infobatch", f"hydra.run.dir={run_dir}"], deadline)
+                                     "prune=infobatch", "prune.delta=1.0", f"hydra.run.dir={run_dir}"], deadline)
 
         def expect(summary, rows):
             closing = proc.log.read_text(errors="replace").count("final test acc")

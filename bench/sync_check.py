@@ -26,7 +26,7 @@ from infobatch_runner.engine.runtime import SectionClock, synchronize
 from infobatch_runner.engine.train import setup
 from infobatch_runner.pruning import build_strategy
 
-DYNAMIC = ("full", "infobatch", "random_dynamic", "epsilon_greedy", "ucb")
+DYNAMIC = ("full", "infobatch", "seta", "random_dynamic", "rs2", "epsilon_greedy", "ucb")
 EPOCHS = 4  # the schedule's and the strategies' horizon; two of them are trained
 
 

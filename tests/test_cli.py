@@ -139,7 +139,7 @@ def test_the_closing_line_names_the_budget_target_not_the_ignored_ratio():
 
     base = {"dataset": "fashion_mnist", "model": "cnn_small", "final/test_acc": 0.9, "best/test_acc": 0.91,
             "time_cost_s": 10.0, "time_scoring_s": 0.0, "saving_wall": None}
-    budget = {**base, "strategy": "infobatch", "ratio": None, "saving_samples": 0.29,
+    budget = {**base, "strategy": "infobatch", "ratio": None, "saving_samples": 0.2996,
               "prune": {"name": "infobatch", "ratio": 0.5, "target_saving": 0.3}}
     assert closing_line(budget).startswith("infobatch (target saving 0.3, met) on")
     assert "missed" in closing_line({**budget, "saving_samples": 0.25})

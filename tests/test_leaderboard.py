@@ -26,10 +26,10 @@ def test_the_leaderboard_protocol_at_a_tiny_size(tmp_path, monkeypatch, capsys):
     assert table[0] == "| strategy | 30% saved | 50% saved | 70% saved |"
     rows = {line.split(" | ")[0].lstrip("| "): line for line in table[2:]}
     assert set(rows) == {"full data (0% saved)", "short_schedule", "infobatch", "seta", "epsilon_greedy", "ucb",
-                         "random_dynamic replacement=False", "random_dynamic replacement=True"}
+                         "random_dynamic", "rs2"}
     # 3 epochs, delta 0.875: InfoBatch prunes one epoch, at most 0.6 of it: 0.2 at most
     assert rows["infobatch"].count("unattainable") == 3
-    for name in ("seta", "random_dynamic replacement=False", "epsilon_greedy", "ucb"):
+    for name in ("seta", "rs2", "epsilon_greedy", "ucb"):
         assert rows[name].count(" [") == 3, f"{name}: a 95% CI in every cell"
     assert "(saves 33.3%)" in rows["short_schedule"], "whole epochs: 2 of 3 trained for 30% and 50%"
     assert (sweep / "equal_savings.png").stat().st_size > 0

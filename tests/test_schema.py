@@ -199,7 +199,7 @@ def test_help_lists_exactly_our_groups_and_their_options():
         listing = GlobalHydra.instance().hydra.format_config_groups(lambda g: not g.startswith("hydra"))
     expected = [f"{g}: {', '.join(group_options(g))}" for g in sorted([*GROUPS, "experiment", "hparams_search"])]
     assert listing.splitlines() == expected
-    assert "prune: el2n, epsilon_greedy, forgetting, full, grand, infobatch, random_dynamic, seta, short_schedule, static_random, ucb" in expected
+    assert "prune: el2n, epsilon_greedy, forgetting, full, grand, infobatch, random_dynamic, rs2, seta, short_schedule, static_random, ucb" in expected
 
 
 def test_help_of_the_console_script_shows_no_schema(tmp_path):

@@ -217,6 +217,16 @@ class RandomDynamic:
 
 
 @dataclass
+class RS2:
+    name: str = MISSING
+    ratio: float = MISSING
+    interval: int = MISSING
+    delta: float = MISSING
+    rescale: bool = MISSING
+    target_saving: Optional[float] = MISSING
+
+
+@dataclass
 class EpsilonGreedy:
     name: str = MISSING
     ratio: float = MISSING
@@ -354,7 +364,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "optimizer": {"sgd": SGD, "adamw": Adam, "lars": LARS, "lamb": Adam},
     "scheduler": {"onecycle": OneCycle, "cosine": Cosine, "step": Step, "constant": Constant},
     "prune": {"full": Full, "short_schedule": ShortSchedule, "infobatch": InfoBatch, "seta": SeTa,
-              "random_dynamic": RandomDynamic, "epsilon_greedy": EpsilonGreedy,
+              "random_dynamic": RandomDynamic, "rs2": RS2, "epsilon_greedy": EpsilonGreedy,
               "ucb": UCB, "el2n": EL2N, "grand": GraNd, "forgetting": Forgetting, "static_random": StaticRandom},
     "logger": {"wandb": WandbLogger, "none": NoLogger},
     "trainer": {"default": Trainer},

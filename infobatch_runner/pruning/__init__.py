@@ -9,14 +9,14 @@ from infobatch_runner.pruning.bandit import UCB, EpsilonGreedy
 from infobatch_runner.pruning.base import Plan, Strategy
 from infobatch_runner.pruning.full import Full
 from infobatch_runner.pruning.infobatch import InfoBatch
-from infobatch_runner.pruning.random_dynamic import RandomDynamic
+from infobatch_runner.pruning.random_dynamic import RS2, RandomDynamic
 from infobatch_runner.pruning.seta import SeTa
 from infobatch_runner.pruning.short_schedule import ShortSchedule
 from infobatch_runner.pruning.static import EL2N, Forgetting, GraNd, StaticRandom, StaticStrategy
 
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls
-    for cls in (Full, ShortSchedule, InfoBatch, SeTa, RandomDynamic, EpsilonGreedy, UCB, EL2N, GraNd, Forgetting,
+    for cls in (Full, ShortSchedule, InfoBatch, SeTa, RandomDynamic, RS2, EpsilonGreedy, UCB, EL2N, GraNd, Forgetting,
                 StaticRandom)
 }
 

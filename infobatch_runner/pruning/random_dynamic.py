@@ -80,3 +80,16 @@ class RandomDynamic(Strategy):
         self.cursor = state.get("cursor", 0)
         if self.order is not None:
             self.order = state["order"].to(self.device)
+
+
+class RS2(RandomDynamic):
+    """RS2 without replacement (Okanovic et al., "Repeated Random Sampling for Minimizing the
+    Time-to-Accuracy of Learning", ICLR 2024) under its own name: random_dynamic with
+    `replacement=false` (see RandomDynamic), so that a sweep over `prune=` can compare it."""
+
+    name = "rs2"
+
+    def __init__(self, num_samples, epochs, seed, device="cpu", ratio: float = 0.5, interval: int = 1,
+                 delta: float = 1.0, rescale: bool = False, target_saving: float | None = None):
+        super().__init__(num_samples, epochs, seed, device, ratio, interval, delta, rescale, replacement=False,
+                         target_saving=target_saving)
