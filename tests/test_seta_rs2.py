@@ -177,3 +177,10 @@ def test_a_tiny_run_realises_a_target_end_to_end(tmp_path, monkeypatch, capsys):
     assert status == 0, out
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert abs(summary["saving_samples"] - 0.4) <= 0.005 and "(target saving 0.4, met)" in out
+
+
+def test_kmeans_beyond_its_sample_still_finds_the_levels():
+    # 200,000 scores in a random order: centres fitted on the first 65,536, every score assigned
+    level = torch.randint(0, LEVELS, (200_000,), generator=torch.Generator().manual_seed(0))
+    scores = level.float() * 10 + torch.rand(200_000, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(kmeans_1d_groups(scores, LEVELS), level)
