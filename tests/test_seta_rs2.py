@@ -184,3 +184,25 @@ def test_kmeans_beyond_its_sample_still_finds_the_levels():
     level = torch.randint(0, LEVELS, (200_000,), generator=torch.Generator().manual_seed(0))
     scores = level.float() * 10 + torch.rand(200_000, generator=torch.Generator().manual_seed(1))
     assert torch.equal(kmeans_1d_groups(scores, LEVELS), level)
+
+
+@pytest.mark.parametrize("name", ["seta", "rs2", "random_dynamic", "epsilon_greedy", "ucb", "short_schedule"])
+def test_a_target_run_resumed_from_its_state_plans_as_the_uninterrupted_run(name):
+    from infobatch_runner.pruning import STRATEGIES
+
+    def make(seed=0):
+        return STRATEGIES[name](300, 8, seed, target_saving=0.5)
+
+    def epoch(s, e):
+        plan = s.plan(e)
+        s.observe(plan.indices, (plan.indices.float() * 0.618).remainder(1.0))
+        return plan
+
+    whole, broken = make(), make()
+    for e in range(3):
+        epoch(whole, e), epoch(broken, e)
+    resumed = make(seed=99)
+    resumed.load_state_dict(broken.state_dict())
+    for e in range(3, 8):
+        a, b = epoch(whole, e), epoch(resumed, e)
+        assert torch.equal(a.indices, b.indices) and torch.equal(a.weights, b.weights), f"epoch {e}"
