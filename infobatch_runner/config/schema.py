@@ -206,24 +206,20 @@ class SeTa:
 
 
 @dataclass
-class RandomDynamic:
+class RS2:
+    """prune=rs2 (random subsets without replacement); random_dynamic adds the choice of `replacement`."""
+
     name: str = MISSING
     ratio: float = MISSING
     interval: int = MISSING
     delta: float = MISSING
     rescale: bool = MISSING
-    replacement: bool = MISSING
     target_saving: Optional[float] = MISSING
 
 
 @dataclass
-class RS2:
-    name: str = MISSING
-    ratio: float = MISSING
-    interval: int = MISSING
-    delta: float = MISSING
-    rescale: bool = MISSING
-    target_saving: Optional[float] = MISSING
+class RandomDynamic(RS2):
+    replacement: bool = MISSING
 
 
 @dataclass
