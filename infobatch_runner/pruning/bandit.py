@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from infobatch_runner.pruning.base import (Plan, Strategy, Target, check_interval, check_range, first_full_epoch,
+from infobatch_runner.pruning.base import (Plan, Strategy, check_interval, check_range, first_full_epoch,
                                            kept_count)
 
 
@@ -22,9 +22,7 @@ class _LossRanked(Strategy):
         self.delta = check_range("delta", delta, 0.0, 1.0, low_open=True)
         super().__init__(num_samples, epochs, seed, device)
         self.anneal_from = first_full_epoch(self.delta, epochs)
-        self.target = None if target_saving is None else Target(target_saving, epochs, num_samples, self.anneal_from)
-        if self.target is not None:  # the ratio whose K realises the target over the pruned epochs
-            self.ratio = self.target.ratio()
+        self.aim(target_saving, self.anneal_from)
         self.mu = torch.full((num_samples,), math.inf, device=self.device)
         self.subset = torch.arange(num_samples, device=self.device)
 
@@ -40,10 +38,6 @@ class _LossRanked(Strategy):
 
     def kept_budget(self) -> int:
         return kept_count(self.ratio, self.num_samples)
-
-    def check_reachable(self) -> None:
-        if self.target is not None:
-            self.target.check()
 
     def select(self, k: int) -> torch.Tensor:
         raise NotImplementedError

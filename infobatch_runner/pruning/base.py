@@ -68,6 +68,12 @@ class Target:
         """The ratio 1 - K/N of the K that realises the target (K >= 1 until `check` says otherwise)."""
         return 1.0 - max(self.num_samples - self.skip, 1) / self.num_samples
 
+    def kept(self, epoch: int, skipped: int) -> int:
+        """For a strategy whose kept count may vary by epoch (SeTa): this epoch's K, what is still to
+        skip spread over the pruned epochs left, never below 1."""
+        still = round(self.target * self.epochs * self.num_samples) - skipped
+        return self.num_samples - max(0, min(self.num_samples - 1, round(still / (self.pruned_epochs - epoch))))
+
     def check(self) -> None:
         if self.skip > self.num_samples - 1:
             n, pruned = self.num_samples, self.pruned_epochs
@@ -100,6 +106,7 @@ class Strategy:
     # The epochs the learning-rate schedule spans, when a strategy trains fewer than trainer.epochs
     # (short_schedule); None: all of them.
     schedule_epochs: int | None = None
+    saving_target: "Target | None" = None  # set by aim(): prune.target_saving in place of the ratio
 
     def __init__(self, num_samples: int, epochs: int, seed: int, device: torch.device | str = "cpu"):
         self.num_samples = num_samples
@@ -121,8 +128,17 @@ class Strategy:
         """K, for strategies that keep a fixed number of samples per pruned epoch; None otherwise."""
         return None
 
+    def aim(self, target_saving: float | None, pruned_epochs: int) -> None:
+        """With a target_saving, keep the K that realises it over `pruned_epochs` (the ratio is then
+        ignored); without one, nothing changes."""
+        if target_saving is not None:
+            self.saving_target = Target(target_saving, self.epochs, self.num_samples, pruned_epochs)
+            self.ratio = self.saving_target.ratio()
+
     def check_reachable(self) -> None:
         """Refuse, with the real N, a target_saving this strategy cannot realise (see check_budget)."""
+        if self.saving_target is not None:
+            self.saving_target.check()
 
     def randperm(self, n: int) -> torch.Tensor:
         """A permutation of range(n) from the strategy's generator, as int64. Drawn as int32 where n

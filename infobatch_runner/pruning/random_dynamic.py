@@ -1,6 +1,6 @@
 import torch
 
-from infobatch_runner.pruning.base import (Plan, Strategy, Target, check_interval, check_range, first_full_epoch,
+from infobatch_runner.pruning.base import (Plan, Strategy, check_interval, check_range, first_full_epoch,
                                            kept_count)
 
 
@@ -32,19 +32,13 @@ class RandomDynamic(Strategy):
         self.replacement = bool(replacement)
         super().__init__(num_samples, epochs, seed, device)
         self.anneal_from = first_full_epoch(self.delta, epochs)
-        self.target = None if target_saving is None else Target(target_saving, epochs, num_samples, self.anneal_from)
-        if self.target is not None:  # the ratio whose K realises the target over the pruned epochs
-            self.ratio = self.target.ratio()
+        self.aim(target_saving, self.anneal_from)
         self.subset = torch.arange(num_samples, device=self.device)
         self.order = self.randperm(num_samples) if not self.replacement else None  # this pass's permutation
         self.cursor = 0  # how much of `order` earlier selections took
 
     def kept_budget(self) -> int:
         return kept_count(self.ratio, self.num_samples)
-
-    def check_reachable(self) -> None:
-        if self.target is not None:
-            self.target.check()
 
     def next_slice(self, k: int) -> torch.Tensor:
         """RS2 without replacement: the next k samples of the pass, wrapping into a fresh pass."""

@@ -1,5 +1,3 @@
-import math
-
 import torch
 
 from infobatch_runner.errors import UserError
@@ -88,27 +86,16 @@ class SeTa(Strategy):
         super().__init__(num_samples, epochs, seed, device)
         self.anneal_from = first_full_epoch(self.delta, epochs)
         self.score = torch.full((num_samples,), UNSEEN_SCORE, dtype=torch.float32, device=self.device)
-        self.target = None
         self.skipped = 0  # samples left out so far: what a target_saving steers
-        if target_saving is not None:
-            self.reach = Target(target_saving, epochs, num_samples, epochs)  # every epoch prunes, annealing too
-            self.target = self.reach.target
+        if target_saving is not None:  # every epoch prunes, the partial annealing ones too
+            self.saving_target = Target(target_saving, epochs, num_samples, epochs)
 
-    def kept_budget(self) -> int:
-        """The size of each epoch's random subset, floor(keep * N) as published (with a target, the
-        smallest epoch's)."""
-        if self.target is not None:
-            return self.num_samples - math.ceil(self.target * self.num_samples - 1e-9)
+    def kept_budget(self) -> int | None:
+        """The size of each epoch's random subset, floor(keep * N) as published; with a target the
+        kept count varies by epoch (Target.kept)."""
+        if self.saving_target is not None:
+            return None
         return floor_count((1.0 - self.ratio) * self.num_samples)
-
-    def check_reachable(self) -> None:
-        if self.target is not None:
-            self.reach.check()
-
-    def kept_for_target(self, epoch: int) -> int:
-        """K_e: what is still to skip, spread over the epochs left."""
-        still = round(self.target * self.epochs * self.num_samples) - self.skipped
-        return self.num_samples - max(0, min(self.num_samples - 1, round(still / (self.epochs - epoch))))
 
     def observe(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
         self.score.index_copy_(0, indices, losses.detach().float())
@@ -121,7 +108,7 @@ class SeTa(Strategy):
         return (groups >= start) & (groups < start + self.window)
 
     def plan(self, epoch: int) -> Plan:
-        if self.target is not None:
+        if self.saving_target is not None:
             return self.plan_for_target(epoch)
         subset = self.randperm(self.num_samples)[: self.kept_budget()]
         if epoch >= self.anneal_from or epoch == 0:
@@ -133,7 +120,7 @@ class SeTa(Strategy):
         return self.shuffled(kept, 1.0)
 
     def plan_for_target(self, epoch: int) -> Plan:
-        k = self.kept_for_target(epoch)
+        k = self.saving_target.kept(epoch, self.skipped)
         perm = self.randperm(self.num_samples)
         if epoch == 0 or epoch >= self.anneal_from:
             kept = perm[:k]

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from infobatch_runner.results.folders import is_held
+from infobatch_runner.results.folders import HYDRA_OUTPUT, RESULTS, is_held
 from infobatch_runner.results.records import VAL_KEYS
 
 
@@ -173,19 +173,17 @@ def read_failed(path: Path) -> FailedRun:
 
 
 UNFINISHED = "did not finish"  # the FailedRun.type of a job folder that holds neither record
-# What a job leaves before its records: Hydra's record of it, then its metrics and checkpoints.
-TRACES = ("metrics.csv", "checkpoints", ".hydra")
 
 
 def _folders(dirs: list[Path]) -> list[tuple[Path, bool, bool]]:
     """Every job folder under dirs, once each however often it is reached (compared by resolved
     path), in sorted order: (path as found, has summary.json, has failed.json). A job folder holds a
-    summary.json, a failed.json, or the traces of a job that ended without either (see TRACES)."""
+    summary.json, a failed.json, or what a job writes before them (folders.RESULTS, Hydra's record)."""
     found: dict[Path, Path] = {}
     for d in dirs:
-        for name in ("summary.json", "failed.json", *TRACES):
+        for name in (*RESULTS, HYDRA_OUTPUT):
             for marker in Path(d).rglob(name):
-                if marker.is_file() or (marker.is_dir() and name != "metrics.csv"):
+                if marker.is_file() or (marker.is_dir() and name in ("checkpoints", HYDRA_OUTPUT)):
                     found.setdefault(marker.parent.resolve(), marker.parent)
     return [(found[key], (key / "summary.json").is_file(), (key / "failed.json").is_file()) for key in sorted(found)]
 
