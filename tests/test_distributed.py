@@ -7,12 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from conftest import TINY
 from infobatch_runner.engine.distributed import Observations, World, shard
+from infobatch_runner.pruning import STRATEGIES
 from infobatch_runner.pruning.infobatch import InfoBatch
 
 N, EPOCHS, BATCH = 1001, 4, 32
@@ -22,33 +24,63 @@ def losses_for(idx, epoch):
     return ((idx.float() * 0.37 + epoch).sin() + 1.5).float()
 
 
+# Every strategy that plans from losses, in the forms whose state differs (target, no replacement).
+LEARNING = [("infobatch", {}), ("infobatch", {"target_saving": 0.2}), ("seta", {}), ("seta", {"target_saving": 0.4}),
+            ("random_dynamic", {"ratio": 0.3}), ("random_dynamic", {"replacement": False}), ("rs2", {}),
+            ("epsilon_greedy", {}), ("ucb", {"target_saving": 0.4})]
+
+
+def make(name, params):
+    return STRATEGIES[name](N, EPOCHS, 0, **params)
+
+
 def rank_main(rank, store, out):
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     world = World(rank, 2, rank)
-    s, obs = InfoBatch(N, EPOCHS, 0), Observations()
-    for e in range(EPOCHS):
-        mine = shard(s.plan(e), world)
-        for start in range(0, len(mine), BATCH):
-            idx = mine.indices[start : start + BATCH]
-            obs.observe(idx, losses_for(idx, e))
-        obs.merge(s, world)
-    torch.save({"score": s.score, "seen": s.seen, "plan": s.plan(1).indices}, out / f"rank{rank}.pt")
+    for k, (name, params) in enumerate(LEARNING):
+        s, obs, plans = make(name, params), Observations(), []
+        for e in range(EPOCHS):
+            plan = s.plan(e)
+            plans.append(plan.indices)
+            mine = shard(plan, world)
+            for start in range(0, len(mine), BATCH):
+                idx = mine.indices[start : start + BATCH]
+                obs.observe(idx, losses_for(idx, e))
+            obs.merge(s, world)
+        torch.save({"state": s.state_dict(), "plans": plans}, out / f"rank{rank}-{k}.pt")
     dist.destroy_process_group()
 
 
-def test_two_gloo_ranks_merge_into_the_single_process_state(tmp_path):
-    mp.spawn(rank_main, args=(str(tmp_path / "store"), tmp_path), nprocs=2, join=True)
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
-    assert torch.equal(r0["score"], r1["score"]) and torch.equal(r0["plan"], r1["plan"]), "ranks agree"
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gloo")
+    mp.spawn(rank_main, args=(str(out / "store"), out), nprocs=2, join=True)
+    return out
 
-    single = InfoBatch(N, EPOCHS, 0)
+
+def same(a, b) -> bool:
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    return a == b
+
+
+@pytest.mark.parametrize("k", range(len(LEARNING)), ids=[f"{n}-{'-'.join(map(str, p.values())) or 'default'}"
+                                                        for n, p in LEARNING])
+def test_two_gloo_ranks_merge_into_the_single_process_state(two_ranks, k):
+    name, params = LEARNING[k]
+    r0, r1 = (torch.load(two_ranks / f"rank{r}-{k}.pt") for r in (0, 1))
+    assert same(r0["state"], r1["state"]), "the ranks' strategy states agree"
+    single = make(name, params)
     for e in range(EPOCHS):
         plan = single.plan(e)
-        order = torch.arange(-(-len(plan) // 2) * 2) % len(plan)  # the samples the two ranks trained, padding too
-        for start in range(0, len(order), BATCH):
-            idx = plan.indices[order[start : start + BATCH]]
+        assert torch.equal(plan.indices, r0["plans"][e]) and torch.equal(plan.indices, r1["plans"][e])
+        for start in range(0, len(plan), BATCH):  # each planned sample once: the ranks' padding is merged away
+            idx = plan.indices[start : start + BATCH]
             single.observe(idx, losses_for(idx, e))
-    assert torch.equal(single.score, r0["score"]) and torch.equal(single.seen, r0["seen"])
+    assert same(single.state_dict(), r0["state"]), "two ranks end in the single process's state"
+    assert any(len(p) < N for p in r0["plans"]), "it pruned"
 
 
 def test_shards_are_equal_and_cover_the_plan():

@@ -251,8 +251,11 @@ def test_two_gloo_ranks_merge_once_per_epoch_and_plan_as_one_process(tmp_path):
         assert torch.equal(r0["state"]["strategy"][key], single.strategy.state_dict()[key])
 
 
-@pytest.mark.parametrize("name, params", [("infobatch", {"delta": 0.75}), ("epsilon_greedy", {}), ("ucb", {}),
-                                          ("random_dynamic", {"ratio": 0.3, "interval": 2})])
+@pytest.mark.parametrize("name, params", [("infobatch", {"delta": 0.75}), ("infobatch", {"target_saving": 0.2}),
+                                          ("epsilon_greedy", {}), ("ucb", {"target_saving": 0.4}),
+                                          ("random_dynamic", {"ratio": 0.3, "interval": 2}),
+                                          ("random_dynamic", {"replacement": False}), ("rs2", {"ratio": 0.7}),
+                                          ("seta", {}), ("seta", {"target_saving": 0.5})])
 def test_state_round_trip_mid_epoch_continues_identically(name, params):
     def run(stop_at=None):
         pruner = Pruner(name, N, EPOCHS, seed=1, **params)
