@@ -97,15 +97,22 @@ def test_dataloader_path_for_in_memory_arrays_carries_the_same_samples(compose_c
     assert got[0].x.shape == (16, 3, 8, 8)
 
 
-def test_a_lone_last_sample_joins_the_batch_before_it():
+def test_a_small_remainder_is_shared_with_the_batch_before_it():
     from infobatch_runner.data.loaders import batch_starts
 
-    assert batch_starts(17, 8) == [0, 8]  # 8 + 9, not 8 + 8 + 1: BatchNorm cannot train on one sample
-    assert batch_starts(18, 8) == [0, 8, 16]
-    assert batch_starts(1, 8) == [0]
+    assert batch_starts(17, 8) == [0, 8, 13]  # 8 + 5 + 4, not 8 + 8 + 1: never a batch of one
+    assert batch_starts(19, 8) == [0, 8, 14]  # a remainder of 3 < 4: its 11 samples as 6 + 5
+    assert batch_starts(20, 8) == [0, 8, 16]  # a remainder of half a batch trains alone
+    assert batch_starts(24, 8) == [0, 8, 16]
+    assert batch_starts(1, 8) == [0] and batch_starts(3, 8) == [0]  # one batch: nothing to share with
+    assert batch_starts(5, 2) == [0, 2]  # 2 + 3: never a batch of one
+    for n in range(8, 200):
+        starts = batch_starts(n, 8)
+        sizes = [b - a for a, b in zip(starts, starts[1:] + [n])]
+        assert sum(sizes) == n and len(sizes) == -(-n // 8) and 4 <= min(sizes) and max(sizes) <= 8, n
     data = arrays(n=17)
     norm = Normalize([0.5], [0.25], 3, torch.device("cpu"), channels_last=False)
     loader = DeviceLoader(data, 8, torch.device("cpu"), norm)
     plan = a_plan(17, 17)
     sizes = [b.idx.shape[0] for b in loader.iterate(plan.indices, plan.weights)]
-    assert sizes == [8, 9] and loader.num_batches(17) == 2
+    assert sizes == [8, 5, 4] and loader.num_batches(17) == 3

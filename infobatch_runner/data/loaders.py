@@ -65,10 +65,22 @@ def random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def batch_starts(n: int, batch_size: int) -> list[int]:
-    """Start offsets of the batches of an n-sample plan. A last batch of a single sample is merged
-    into the one before it: BatchNorm cannot train on one sample, and every sample still trains."""
+    """Start offsets of the batches of an n-sample plan: full batches, except that a remainder
+    of under half a batch is not trained alone. It and the last full batch are split into two
+    batches of about equal size, each of at least half a batch.
+
+    A pruned plan's length is arbitrary, so its remainder can be a handful of samples. Trained
+    alone, such a batch takes a full learning-rate step on the mean gradient of a few samples,
+    with BatchNorm statistics of those few. Near the peak of a one-cycle schedule that one step
+    derailed the model: test accuracy 0.47 after an epoch of 16-sample tail, 0.77 with this split
+    (random_dynamic, ratio 0.3, seed 1, fashion_mnist_quick; README, "Batches"). Every sample
+    still trains once, in as many steps as before, and no batch exceeds batch_size (but with
+    batch_size 2, where a last lone sample joins the batch before it: BatchNorm cannot train on one)."""
     starts = list(range(0, n, batch_size))
-    if len(starts) > 1 and n - starts[-1] == 1:
+    tail = n - starts[-1]
+    if len(starts) > 1 and 2 * tail < batch_size:
+        starts[-1] = n - (batch_size + tail) // 2
+    elif len(starts) > 1 and tail == 1:  # batch_size 2: three samples cannot make two batches of two
         starts.pop()
     return starts
 

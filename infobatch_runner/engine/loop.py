@@ -104,7 +104,7 @@ class Trainable:
 
 def compile_ahead(ctx: Context, net: Trainable) -> float:
     """Compile `net` before its timed training: forward and backward at the full batch size, at one
-    less and at two (so that dynamic-shape graphs exist for any partial last batch), and eval
+    less and at two (so that dynamic-shape graphs exist for the partial batches at a plan's end), and eval
     forwards, then restore every parameter and buffer. Returns the seconds it took (time_compile_s)."""
     start = timed_now(ctx.device)
     snapshot = {k: v.clone() for k, v in net.module.state_dict().items()}
@@ -160,7 +160,7 @@ def train_epoch(ctx: Context, net: Trainable, schedule, epoch: int, plan: Plan, 
     `resume` continues an interrupted epoch after its `steps_done` batches.
 
     cuDNN autotuning (trainer.cudnn_benchmark) is on for full batches (trainer.batch_size samples)
-    only; a partial batch (the plan's last, or one merged with a last single sample) runs on
+    only; a partial batch (the plan's last one or two: `batch_starts`) runs on
     cuDNN's heuristics (`autotune_full_batches`). Autotuning a shape costs a search, paid inside
     whichever timed epoch meets it first; InfoBatch's plan length, and so its last batch's size,
     changes every epoch, full data's never, so autotuned partial batches would charge pruning a
