@@ -42,6 +42,7 @@ def run(cfg: DictConfig) -> float | tuple[float, float] | None:
     and None when the run has no validation split (objective=auto) or the job failed."""
     from infobatch_runner.config.validate import validate
     from infobatch_runner.engine.distributed import world_from_env
+    from infobatch_runner.engine.runtime import out_of_memory
     from infobatch_runner.engine.train import closing_line, objective_of, train
     from infobatch_runner.pruning import ignored_params
     from infobatch_runner.results import folders
@@ -73,6 +74,11 @@ def run(cfg: DictConfig) -> float | tuple[float, float] | None:
         print(f"{PROG}: {exc}", file=sys.stderr, flush=True)
         sys.exit(128 + getattr(signal, exc.signal))
     except Exception as exc:  # a bug: its traceback goes to a file in the job's folder, the sweep goes on
+        memory = out_of_memory(exc)
+        if memory is not None:
+            if not multirun:
+                fail(str(memory))
+            return job_failed(run_dir, memory, list(hydra_cfg.overrides.task))
         if not multirun:
             raise
         (run_dir / TRACEBACK).write_text(traceback.format_exc())

@@ -311,7 +311,24 @@ def disk_full_from_the_start(tmp, finished, mp):
     return TINY + [f"hydra.run.dir={tmp / 'run'}"], "No space left on device"
 
 
-FAULTS = [disk_full_from_the_start, 
+def batchnorm_on_a_batch_of_one(tmp, finished, mp):
+    return TINY + ["model=resnet18", "dataset.image_size=8", "trainer.batch_size=1",
+                   f"hydra.run.dir={tmp / 'run'}"], "trainer.batch_size to 2 or more"
+
+
+def out_of_memory_in_training(tmp, finished, mp):
+    from infobatch_runner.engine import train
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 48000000000 bytes. Error code 12 (Cannot allocate memory)")
+
+    mp.setattr(train, "train_epoch", no_memory)
+    return TINY + [f"hydra.run.dir={tmp / 'run'}"], "out of memory"
+
+
+FAULTS = [disk_full_from_the_start, batchnorm_on_a_batch_of_one, out_of_memory_in_training,
+    
     fresh_run_into_a_finished_folder, resume_with_another_config, fresh_run_into_results_without_checkpoints,
     resume_of_results_without_checkpoints, resume_from_a_truncated_checkpoint, resume_from_a_checkpoint_of_another_tool,
     resume_with_a_garbage_metrics_row, resume_with_foreign_metrics_columns, run_folder_under_a_file,
@@ -344,6 +361,34 @@ def test_a_bad_value_is_one_sentence_and_writes_nothing(tmp_path, monkeypatch, c
     status, out = run_main(monkeypatch, capsys, TINY + list(overrides) + [f"hydra.run.dir={run}"])
     assert_one_sentence(status, out, "infobatch-run", named)
     assert not run.exists(), "a refused config must not create its run folder"
+
+
+# Values the preflight once accepted and the code downstream could not take: each is now checked
+# against what that code can take (the generator's seed type, float32, memory, the model).
+FASHION = ["dataset=fashion_mnist", *TINY[4:]]
+VALUES = [
+    (TINY + ["seed=18446744073709551616"], "seed must be an integer <= 18446744073709551615"),
+    (TINY + ["scheduler.div_factor=1e-300"], "scheduler.div_factor=1e-300"),
+    (TINY + ["scheduler=step", "scheduler.gamma=1e300"], "scheduler.gamma=1e+300"),
+    (TINY + ["optimizer.lr=1e39"], "optimizer.lr=1e+39"),
+    (TINY + ["dataset.image_size=20000"], "dataset.image_size=20000 needs"),
+    (FASHION + ["dataset.image_size=20000"], "dataset.image_size must be 28 for fashion_mnist"),
+]
+
+
+@pytest.mark.parametrize("args,named", VALUES, ids=[" ".join(a[len(TINY) - 4:]) for a, _ in VALUES])
+def test_a_value_the_code_cannot_take_is_one_sentence_and_writes_nothing(tmp_path, monkeypatch, capsys, args, named):
+    run = tmp_path / "run"
+    status, out = run_main(monkeypatch, capsys, args + [f"hydra.run.dir={run}"])
+    assert_one_sentence(status, out, "infobatch-run", named)
+    assert not run.exists(), "a refused config must not create its run folder"
+
+
+def test_the_largest_seed_trains(tmp_path, monkeypatch, capsys):
+    status, out = run_main(monkeypatch, capsys, TINY + ["trainer.epochs=1", f"seed={2**64 - 1}",
+                                                        f"hydra.run.dir={tmp_path / 'run'}"])
+    assert status in (0, None), out
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["seed"] == 2**64 - 1
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.__name__ for f in FAULTS])
@@ -400,7 +445,7 @@ def test_a_bad_report_input_is_one_sentence_and_loses_nothing(tmp_path, capsys, 
 
 
 def test_the_table_is_as_long_as_promised():
-    assert len(BAD) + len(FAULTS) + len(REPORT_FAULTS) >= 60
+    assert len(BAD) + len(VALUES) + len(FAULTS) + len(REPORT_FAULTS) >= 60
 
 
 def test_a_checkpoint_whose_optimizer_state_does_not_fit_is_one_sentence(tmp_path, monkeypatch, capsys, finished_run):

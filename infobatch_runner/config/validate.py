@@ -6,16 +6,20 @@ unknown keys (`check_known_keys`, first), then ranges, choices and how values fi
 
 import math
 
+import torch
 from omegaconf import DictConfig, ListConfig
 
 from infobatch_runner.config.schema import check_known_keys
+from infobatch_runner.data.synthetic import check_fits
 from infobatch_runner.engine.models import MODELS
-from infobatch_runner.engine.optim import OPTIMIZERS, SCHEDULES
+from infobatch_runner.engine.optim import OPTIMIZERS, SCHEDULES, build_schedule
 from infobatch_runner.engine.runtime import PRECISIONS
 from infobatch_runner.errors import UserError
 from infobatch_runner.pruning import STRATEGIES, build_strategy
 
 DATASETS = ("fashion_mnist", "cifar10", "cifar100", "imagenet", "synthetic")
+# Datasets read whole from files whose images have one size: nothing resizes them.
+NATIVE_SIZE = {"fashion_mnist": 28, "cifar10": 32, "cifar100": 32}
 LOGGERS = ("wandb", "none")
 LOGGER_MODES = ("online", "offline", "disabled")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -32,11 +36,19 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
 
 
-def need_int(key: str, v, low: int = 1, optional: bool = False) -> None:
+# Every count and size becomes a tensor size or an int64 index; a seed seeds torch's generators,
+# which take an unsigned 64-bit seed.
+INT64_MAX = 2**63 - 1
+SEED_MAX = 2**64 - 1
+
+
+def need_int(key: str, v, low: int = 1, optional: bool = False, high: int = INT64_MAX) -> None:
     if v is None and optional:
         return
     if not _is_int(v) or v < low:
         raise UserError(f"{key} must be an integer >= {low}{' or null' if optional else ''} (got {v!r}).")
+    if v > high:
+        raise UserError(f"{key} must be an integer <= {high} (got {v!r}).")
 
 
 def need_number(key: str, v, low: float, high: float = math.inf, low_open: bool = False,
@@ -76,9 +88,29 @@ def need_numbers(key: str, values, what: str, ok=lambda v: True) -> list:
     return items
 
 
+# The keys that shape each schedule's learning rates beyond optimizer.lr, for the message.
+SCHEDULE_KEYS = {"onecycle": ("div_factor", "final_div_factor"), "step": ("gamma",)}
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
+
+def check_learning_rates(lr: float, scheduler, epochs: int) -> None:
+    """Every learning rate the schedule reaches must fit the float32 update `param -= lr * grad`.
+    The schedules are monotone between their start, peak and end, so those points bound them."""
+    schedule = build_schedule(scheduler, epochs)
+    points = [0.0, epochs] + ([scheduler.pct_start * epochs] if scheduler.name == "onecycle" else [])
+    try:
+        highest = max(lr * schedule(p) for p in points)
+    except OverflowError:  # gamma ** milestones beyond a Python float
+        highest = math.inf
+    if not highest <= FLOAT32_MAX:
+        keys = ", ".join(f"scheduler.{k}={scheduler[k]!r}" for k in SCHEDULE_KEYS.get(scheduler.name, ()))
+        raise UserError(f"the learning rate would reach {highest:.3g} (optimizer.lr={lr!r}{', ' + keys if keys else ''}), "
+                        f"more than a float32 parameter update can take ({FLOAT32_MAX:.3g}).")
+
+
 def validate(cfg: DictConfig) -> None:
     check_known_keys(cfg)  # first: a typo such as +trainer.epoch=3 is refused before any value is read
-    need_int("seed", cfg.seed, low=0)
+    need_int("seed", cfg.seed, low=0, high=SEED_MAX)
     if cfg.resume not in (None, "auto"):
         raise UserError(f"resume must be auto or null (got {cfg.resume!r}); point hydra.run.dir at the run to continue.")
 
@@ -117,6 +149,10 @@ def validate(cfg: DictConfig) -> None:
     need_int("dataset.num_classes", d.num_classes, low=2, optional=d.name == "imagenet")  # imagenet: null counts folders
     need_int("dataset.channels", d.channels)
     need_int("dataset.image_size", d.image_size, low=8)
+    if d.name in NATIVE_SIZE and d.image_size != NATIVE_SIZE[d.name]:
+        size = NATIVE_SIZE[d.name]
+        raise UserError(f"dataset.image_size must be {size} for {d.name}, whose images are {size}x{size} and are "
+                        f"not resized (got {d.image_size}).")
     need_int("dataset.augment.crop_padding", d.augment.crop_padding, low=0)
     need_bool("dataset.augment.flip", d.augment.flip)
     need_bool("dataset.download", d.download)
@@ -130,6 +166,7 @@ def validate(cfg: DictConfig) -> None:
         need_int("dataset.num_train", d.num_train)
         need_int("dataset.num_test", d.num_test)
         need_number("dataset.noise", d.noise, 0.0)
+        check_fits(d.num_train, d.num_test, d.num_classes, d.channels, d.image_size)
     elif d.name == "imagenet":
         need_int("dataset.eval_resize", d.eval_resize, low=d.image_size)  # resize, then center-crop image_size
     elif d.root is None and d.name != "fashion_mnist":
@@ -180,6 +217,8 @@ def validate(cfg: DictConfig) -> None:
             raise UserError(f"scheduler.milestones must be a list of fractions of the run in (0, 1], in increasing "
                             f"order (got {milestones!r}).")
         need_number("scheduler.gamma", s.gamma, 0.0, low_open=True)
+
+    check_learning_rates(o.lr, s, t.epochs)
 
     need_choice("prune", cfg.prune.name, sorted(STRATEGIES))
     build_strategy(cfg.prune, num_samples=1, epochs=t.epochs, seed=0)  # the strategy checks its own parameters

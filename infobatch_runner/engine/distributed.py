@@ -63,7 +63,7 @@ def world_from_env(device: str = "auto") -> World:
 def augment_seed(seed: int, world: World) -> int:
     """The seed of a rank's augmentation stream: the run seed on rank 0 (a single process is rank
     0), another stream on every other rank, so that ranks do not crop and flip alike."""
-    return seed if world.rank == 0 else seed + 1_000_003 * world.rank
+    return seed if world.rank == 0 else (seed + 1_000_003 * world.rank) % 2**64  # a generator seed is 64-bit
 
 
 def any_rank(flag: bool, world: World, device: torch.device) -> bool:

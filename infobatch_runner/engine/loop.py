@@ -259,7 +259,15 @@ def warm_up(ctx: Context, steps: int = 3) -> float:
     net.model.train()
     for _ in range(steps):
         with autocast(ctx.device, ctx.precision):
-            loss = F.cross_entropy(net.model(batch.x).float(), batch.y)
+            try:
+                logits = net.model(batch.x)
+            except ValueError as exc:  # BatchNorm over a single value per channel (torch's own check)
+                if "more than 1 value per channel" not in str(exc):
+                    raise
+                raise UserError(f"model={ctx.cfg.model.name} reduces a dataset.image_size={ctx.cfg.dataset.image_size} "
+                                f"image to 1x1 before a BatchNorm, which cannot train on a batch of one sample; raise "
+                                f"trainer.batch_size to 2 or more (got {ctx.cfg.trainer.batch_size}).") from None
+            loss = F.cross_entropy(logits.float(), batch.y)
         net.optimizer.zero_grad(set_to_none=True)
         net.scaler.scale(loss).backward()
         net.scaler.step(net.optimizer)

@@ -9,6 +9,18 @@ import torch
 from infobatch_runner.errors import UserError
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+# How torch's allocators word a failed allocation (the CPU's DefaultCPUAllocator, CUDA's caching allocator).
+ALLOCATION_FAILED = ("can't allocate memory", "out of memory")
+
+
+def out_of_memory(exc: BaseException) -> UserError | None:
+    """A failed allocation as one sentence with what to lower, or None for any other exception."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or (
+            isinstance(exc, RuntimeError) and any(words in text for words in ALLOCATION_FAILED)):
+        return UserError(f"out of memory ({text[:160]}); lower trainer.batch_size, trainer.eval_batch_size or "
+                         "dataset.image_size, or choose a smaller model.")
+    return None
 
 
 def resolve_device(spec: str) -> torch.device:
