@@ -51,9 +51,14 @@ def run(cfg: DictConfig) -> float | tuple[float, float] | None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    if multirun and world_from_env().is_main:
+        try:
+            folders.hold(run_dir, "hydra.sweep.dir")  # the sweep's process holds it already, unless jobs run elsewhere
+        except UserError as exc:  # another process's folder: nothing may be written into it, not even failed.json
+            print(f"{PROG}: job {run_dir.name} not run: {exc}", file=sys.stderr, flush=True)
+            return None
     try:
         if multirun and world_from_env().is_main:
-            folders.hold(run_dir, "hydra.sweep.dir")
             for record in (FAILED, TRACEBACK):  # a failed job that is run again
                 (run_dir / record).unlink(missing_ok=True)
         validate(cfg)

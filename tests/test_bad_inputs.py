@@ -23,6 +23,7 @@ from test_config import BAD
 from test_datasets import corrupt_tree, not_an_image, truncate, write_cifar10, write_fashion_mnist, write_image_tree
 
 OFFLINE = "http://127.0.0.1:9"  # nothing listens there: a download fails at once
+SEARCH = ["-m", "hparams_search=infobatch_optuna", "dataset.val_fraction=0.2", *TINY, "hydra.sweeper.n_trials=2"]
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +115,28 @@ def fresh_sweep_into_a_used_sweep_folder(tmp, finished, mp):
     shutil.copytree(finished, sweep / "0_infobatch")
     (sweep / "multirun.yaml").write_text("hydra: {}\n")
     return ["-m", "prune=infobatch,full", *TINY, f"hydra.sweep.dir={sweep}"], "already holds a sweep"
+
+
+def search_into_a_folder_of_an_earlier_search(tmp, finished, mp):
+    sweep = tmp / "search"
+    shutil.copytree(finished, sweep / "0_infobatch")  # an Optuna search writes no multirun.yaml
+    return [*SEARCH, f"hydra.sweep.dir={sweep}"], "already holds a sweep or a search"
+
+
+def search_resumed_into_a_folder_of_an_earlier_search(tmp, finished, mp):
+    args, named = search_into_a_folder_of_an_earlier_search(tmp, finished, mp)
+    return args + ["resume=auto"], named
+
+
+def sweep_job_into_a_folder_a_live_run_holds(tmp, finished, mp):
+    from infobatch_runner.results import folders
+
+    sweep = tmp / "sweep"
+    live = sweep / "1_infobatch"  # the sweep runs full first: 0_full, 1_infobatch
+    live.mkdir(parents=True)
+    real = folders.is_held
+    mp.setattr(folders, "is_held", lambda folder: Path(folder).resolve() == live.resolve() or real(folder))
+    return ["-m", "prune=infobatch,full", *TINY, f"hydra.sweep.dir={sweep}"], "1_infobatch is in use by another"
 
 
 def sweep_with_one_bad_value(tmp, finished, mp):
@@ -332,7 +355,8 @@ FAULTS = [disk_full_from_the_start, batchnorm_on_a_batch_of_one, out_of_memory_i
     fresh_run_into_a_finished_folder, resume_with_another_config, fresh_run_into_results_without_checkpoints,
     resume_of_results_without_checkpoints, resume_from_a_truncated_checkpoint, resume_from_a_checkpoint_of_another_tool,
     resume_with_a_garbage_metrics_row, resume_with_foreign_metrics_columns, run_folder_under_a_file,
-    fresh_sweep_into_a_used_sweep_folder, sweep_with_one_bad_value, sweep_with_one_unknown_option,
+    fresh_sweep_into_a_used_sweep_folder, search_into_a_folder_of_an_earlier_search,
+    search_resumed_into_a_folder_of_an_earlier_search, sweep_job_into_a_folder_a_live_run_holds, sweep_with_one_bad_value, sweep_with_one_unknown_option,
     override_syntax_error, fashion_mnist_truncated_gz, fashion_mnist_gz_that_is_not_gzip, fashion_mnist_wrong_magic,
     fashion_mnist_download_offline, cifar_missing, cifar_corrupt_pickle, cifar_labels_do_not_match,
     cifar_download_offline, image_folder_of_one_class, image_folder_missing, image_folder_without_val_images,
@@ -391,6 +415,29 @@ def test_the_largest_seed_trains(tmp_path, monkeypatch, capsys):
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["seed"] == 2**64 - 1
 
 
+# A search's settings, checked before its first trial (Hydra's Optuna sweeper).
+SEARCHES = [
+    (["hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials must be an integer >= 1"),
+    (["hydra.sweeper.n_trials=-3"], "hydra.sweeper.n_trials must be an integer >= 1"),
+    (["prune.ratio=interval(0.8,0.2)"], "prune.ratio=interval(0.8,0.2) is empty"),
+    (["prune.ratio=interval(1.2,1.5)"], "prune.ratio=interval(1.2,1.5) can choose 1.2"),
+    (["optimizer.lr=tag(log,interval(0,0.1))"], "needs a start above 0"),
+    (["hydra.sweeper.direction=sideways"], "hydra.sweeper.direction must be minimize or maximize"),
+    (["hydra.sweeper.storage=sqlite:////nonexistent/folder/study.db"], "hydra.sweeper.storage"),
+    (["hparams_search=infobatch_optuna_saving", "objective=val_acc"], "objective=val_acc returns one value"),
+]
+
+
+@pytest.mark.parametrize("args,named", SEARCHES, ids=[" ".join(a) for a, _ in SEARCHES])
+def test_a_search_setting_no_trial_could_run_is_one_sentence_and_writes_nothing(tmp_path, monkeypatch, capsys,
+                                                                                 args, named):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    sweep = tmp_path / "search"
+    status, out = run_main(monkeypatch, capsys, SEARCH + args + [f"hydra.sweep.dir={sweep}"])
+    assert_one_sentence(status, out, "infobatch-run", named)
+    assert not sweep.exists(), "a refused search must not create its folder"
+
+
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.__name__ for f in FAULTS])
 def test_a_fault_is_one_sentence_and_loses_nothing(tmp_path, monkeypatch, capsys, finished_run, fault):
     args, named = fault(tmp_path, finished_run, monkeypatch)
@@ -445,7 +492,7 @@ def test_a_bad_report_input_is_one_sentence_and_loses_nothing(tmp_path, capsys, 
 
 
 def test_the_table_is_as_long_as_promised():
-    assert len(BAD) + len(VALUES) + len(FAULTS) + len(REPORT_FAULTS) >= 60
+    assert len(BAD) + len(VALUES) + len(SEARCHES) + len(FAULTS) + len(REPORT_FAULTS) >= 60
 
 
 def test_a_checkpoint_whose_optimizer_state_does_not_fit_is_one_sentence(tmp_path, monkeypatch, capsys, finished_run):

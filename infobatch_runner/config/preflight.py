@@ -17,9 +17,10 @@ from hydra._internal.utils import get_args_parser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
 from hydra.core.utils import setup_globals
 from hydra.errors import HydraException, OverrideParseException
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from infobatch_runner.engine import checkpoint
@@ -27,6 +28,7 @@ from infobatch_runner.errors import UserError, first_line
 from infobatch_runner.results import folders
 
 CONFIG_MODULE = "infobatch_runner.conf"
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 # Flags with which Hydra prints something instead of running: nothing to check.
 NOT_RUNNING = ("help", "hydra_help", "cfg", "info", "shell_completion", "experimental_rerun")
 
@@ -44,6 +46,7 @@ class Launch:
     folder: Path  # the run folder, or the sweep folder
     jobs: list[Job]
     pinned: list[str]  # overrides that pin the resolved folders, so Hydra writes where we checked
+    in_process: bool = True  # the jobs run in this process (Hydra's basic launcher), not in others (submitit)
 
 
 def one_line(exc: BaseException) -> str:
@@ -121,7 +124,7 @@ def _inspect(overrides: list[str], multirun: bool, validate) -> Launch:
     # every override that is not a sweep to find it.
     fixed = hydra_overrides + [o.input_line for o in task if not o.is_sweep_override()]
     if _sweeper_target(fixed) != f"{BasicSweeper.__module__}.{BasicSweeper.__name__}":
-        return _other_sweeper(fixed, validate)
+        return _other_sweeper(fixed, validate, [o for o in task if o.is_sweep_override()])
     jobs = []
     expanded = [job for batch in BasicSweeper.split_arguments(task, None) for job in batch]
     swept = {o.key_or_group for o in task if o.is_sweep_override()}
@@ -132,7 +135,8 @@ def _inspect(overrides: list[str], multirun: bool, validate) -> Launch:
         if sweep_dir is None:
             sweep_dir = Path(str(cfg.hydra.sweep.dir))
         jobs.append(Job(job_overrides, job_cfg, sweep_dir / str(cfg.hydra.sweep.subdir)))
-    return Launch(True, sweep_dir, jobs, [f"hydra.sweep.dir={_quote(sweep_dir)}"])
+    in_process = str(cfg.hydra.launcher._target_) == BASIC_LAUNCHER if expanded else True
+    return Launch(True, sweep_dir, jobs, [f"hydra.sweep.dir={_quote(sweep_dir)}"], in_process)
 
 
 def _sweeper_target(hydra_overrides: list[str]) -> str:
@@ -140,7 +144,7 @@ def _sweeper_target(hydra_overrides: list[str]) -> str:
     return str(cfg.hydra.sweeper._target_)
 
 
-def _other_sweeper(fixed: list[str], validate) -> Launch:
+def _other_sweeper(fixed: list[str], validate, sweeps: list) -> Launch:
     """A sweeper that chooses its jobs as it goes (Optuna...): check the base config (every override
     but the sweeps, which the sweeper expands) and the folder. A search optimises what run() returns,
     which without a validation split is nothing: refused here, before any trial runs."""
@@ -150,8 +154,71 @@ def _other_sweeper(fixed: list[str], validate) -> Launch:
         raise UserError(f"the {str(cfg.hydra.sweeper._target_).rsplit('.', 1)[-1]} searches on what each run returns, "
                         "and without a validation split a run returns nothing (never the test accuracy); set "
                         "dataset.val_fraction (e.g. 0.1), or use hparams_search=infobatch_optuna.")
+    if "n_trials" in cfg.hydra.sweeper:  # Hydra's Optuna sweeper
+        check_search(cfg.hydra.sweeper, job_cfg.objective, fixed, sweeps, validate)
     folder = Path(str(cfg.hydra.sweep.dir))
     return Launch(True, folder, [], [f"hydra.sweep.dir={_quote(folder)}"])
+
+
+DIRECTIONS = ("minimize", "maximize")
+
+
+def check_search(sweeper: DictConfig, objective: str, fixed: list[str], sweeps: list, validate) -> None:
+    """The Optuna sweeper's settings, before any trial runs: trial counts, one direction per value
+    that run() returns, a storage that opens, and a search space whose every value validates (an
+    interval's two ends, each choice, a range's ends), from hydra.sweeper.params and from the sweeps
+    of the command line (`sweeps`, parsed overrides) alike: a value no trial could run is refused
+    here, not found trial by trial."""
+    for key in ("n_trials", "n_jobs"):
+        if key in sweeper and (not isinstance(sweeper[key], int) or isinstance(sweeper[key], bool) or sweeper[key] < 1):
+            raise UserError(f"hydra.sweeper.{key} must be an integer >= 1 (got {sweeper[key]!r}).")
+    directions = sweeper.direction
+    directions = list(directions) if isinstance(directions, (list, ListConfig)) else [directions]
+    for d in directions:
+        if str(d).lower() not in DIRECTIONS:
+            raise UserError(f"hydra.sweeper.direction must be minimize or maximize, one per objective (got {d!r}).")
+    returned = 2 if objective == "val_acc+saving" else 1
+    if len(directions) != returned:
+        what = "two values (val_acc, saving_samples)" if returned == 2 else "one value (val_acc)"
+        raise UserError(f"objective={objective} returns {what}, but hydra.sweeper.direction has {len(directions)} "
+                        f"direction(s); give one direction per value, or objective={'val_acc' if len(directions) == 1 else 'val_acc+saving'}.")
+    if sweeper.get("storage"):
+        _check_storage(str(sweeper.storage))
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+    space = [(f"hydra.sweeper.params.{key}={spec}", parser.parse_override(f"{key}={spec}"))
+             for key, spec in (sweeper.get("params") or {}).items()]
+    space += [(o.input_line, o) for o in sweeps]
+    for where, override in space:
+        key, value = override.key_or_group, override.value()
+        if isinstance(value, IntervalSweep):
+            if not value.start < value.end:
+                raise UserError(f"{where} is empty: an interval needs its start below its end.")
+            if "log" in value.tags and value.start <= 0:
+                raise UserError(f"{where} is sampled on a log scale, which needs a start above 0.")
+            candidates = [value.start, value.end]
+        elif isinstance(value, ChoiceSweep):
+            candidates = list(value.list)
+        elif isinstance(value, RangeSweep):
+            candidates = list(dict.fromkeys([value.start, value.stop - value.step]))
+        else:
+            candidates = [value]
+        for candidate in candidates:
+            _, trial_cfg = _compose(fixed + [f"{key}={candidate}"])
+            try:
+                validate(trial_cfg)
+            except UserError as exc:
+                raise UserError(f"{str(exc).rstrip('.')} ({where} can choose {candidate}); no trial was started.") from None
+
+
+def _check_storage(url: str) -> None:
+    """An Optuna storage that cannot be opened fails every trial: open it now (as the sweeper will)."""
+    import optuna
+
+    try:
+        optuna.storages.get_storage(url)
+    except Exception as exc:  # optuna and SQLAlchemy raise many kinds (ArgumentError, OperationalError, ...)
+        raise UserError(f"hydra.sweeper.storage={url} cannot be opened ({first_line(exc)}); give a reachable "
+                        "database URL, or null to keep the study in memory.") from None
 
 
 def _validate(validate, cfg: DictConfig, job_overrides: list[str] | None) -> None:
@@ -169,12 +236,21 @@ def claim(launch: Launch) -> None:
     written, every start that would overwrite saved results."""
     if launch.multirun:
         folders.hold(launch.folder, "hydra.sweep.dir")
+        used = folders.holds_a_sweep(launch.folder)
+        if not launch.jobs and used:  # a search: its sweeper keeps its study in memory, nothing to continue
+            raise UserError(f"{launch.folder} already holds a sweep or a search, which a search cannot continue; "
+                            "choose another hydra.sweep.dir.")
         resuming = bool(launch.jobs) and all(job.cfg.resume == "auto" for job in launch.jobs)
-        if not resuming and (launch.folder / folders.SWEEP_RECORD).exists():
+        if not resuming and used:
             raise UserError(f"{launch.folder} already holds a sweep; continue it with resume=auto or choose another "
                             "hydra.sweep.dir.")
         for job in launch.jobs:
+            if folders.is_held(job.folder):
+                raise UserError(f"{job.folder} is in use by another infobatch-run process; wait for it to end or "
+                                "choose another hydra.sweep.dir.")
             checkpoint.previous_state(job.cfg, job.folder, before_hydra=True)
+        if launch.in_process:  # jobs run in this process: own their folders before Hydra writes into them
+            folders.hold_all([job.folder for job in launch.jobs], "hydra.sweep.dir")
         return
     folders.hold(launch.folder)
     cfg = launch.jobs[0].cfg

@@ -9,6 +9,7 @@ import errno
 import fcntl
 import logging
 import os
+import resource
 from pathlib import Path
 
 from infobatch_runner.errors import UserError
@@ -47,6 +48,27 @@ def hold(folder: Path, what: str = "hydra.run.dir") -> None:
     _held[folder] = fd
 
 
+def hold_all(paths: list[Path], what: str) -> None:
+    """Hold every folder of `paths` (creating them), raising the process's open-file limit as far
+    as it may go, since each held folder keeps a descriptor open. Folders beyond that limit are
+    checked instead (refused when another process holds one) and held when their job starts."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = len(_held) + len(paths) + 256  # room for the files, sockets and workers of a run
+    if needed > soft and (hard == resource.RLIM_INFINITY or soft < hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (needed if hard == resource.RLIM_INFINITY else min(needed, hard),
+                                                        hard))
+        except (ValueError, OSError):
+            pass
+    room = resource.getrlimit(resource.RLIMIT_NOFILE)[0] - len(_held) - 256
+    for i, path in enumerate(paths):
+        if i < room:
+            hold(path, what)
+        elif is_held(path):
+            raise UserError(f"{Path(path).resolve()} is in use by another infobatch-run process; wait for it to end "
+                            f"or choose another {what}.")
+
+
 def release_all() -> None:
     for fd in _held.values():
         os.close(fd)
@@ -81,3 +103,15 @@ def holds_a_run(folder: Path) -> bool:
     """True when `folder` holds anything a run wrote, Hydra's record of it included."""
     folder = Path(folder)
     return bool(results_in(folder)) or (folder / HYDRA_OUTPUT).exists()
+
+
+def holds_a_sweep(folder: Path) -> bool:
+    """True when `folder` holds a sweep or a search: its multirun.yaml (a basic sweep's record), or
+    any job folder a run wrote into (a search, such as Optuna's, writes no multirun.yaml)."""
+    folder = Path(folder)
+    if (folder / SWEEP_RECORD).exists():
+        return True
+    try:
+        return any(holds_a_run(child) for child in folder.iterdir() if child.is_dir())
+    except OSError:
+        return False
