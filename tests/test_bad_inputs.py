@@ -139,6 +139,20 @@ def sweep_job_into_a_folder_a_live_run_holds(tmp, finished, mp):
     return ["-m", "prune=infobatch,full", *TINY, f"hydra.sweep.dir={sweep}"], "1_infobatch is in use by another"
 
 
+def empty_run_folder(tmp, finished, mp):
+    mp.chdir(tmp)  # where an empty hydra.run.dir would write
+    return TINY + ["hydra.run.dir=''"], "hydra.run.dir must name a folder"
+
+
+def empty_sweep_subfolder(tmp, finished, mp):
+    return ["-m", "seed=0,1", *TINY, f"hydra.sweep.dir={tmp / 'sweep'}", "hydra.sweep.subdir=''"], "hydra.sweep.subdir"
+
+
+def two_sweep_jobs_in_one_folder(tmp, finished, mp):
+    return (["-m", "seed=0,1", *TINY, f"hydra.sweep.dir={tmp / 'sweep'}", "hydra.sweep.subdir=${prune.name}"],
+            "gives the sweep jobs seed=0 and seed=1 one folder")
+
+
 def sweep_with_one_bad_value(tmp, finished, mp):
     return ["-m", "prune.ratio=0.3,1.5,0.5", *TINY, f"hydra.sweep.dir={tmp / 'sweep'}"], "prune.ratio=1.5"
 
@@ -356,7 +370,8 @@ FAULTS = [disk_full_from_the_start, batchnorm_on_a_batch_of_one, out_of_memory_i
     resume_of_results_without_checkpoints, resume_from_a_truncated_checkpoint, resume_from_a_checkpoint_of_another_tool,
     resume_with_a_garbage_metrics_row, resume_with_foreign_metrics_columns, run_folder_under_a_file,
     fresh_sweep_into_a_used_sweep_folder, search_into_a_folder_of_an_earlier_search,
-    search_resumed_into_a_folder_of_an_earlier_search, sweep_job_into_a_folder_a_live_run_holds, sweep_with_one_bad_value, sweep_with_one_unknown_option,
+    search_resumed_into_a_folder_of_an_earlier_search, sweep_job_into_a_folder_a_live_run_holds, empty_run_folder,
+    empty_sweep_subfolder, two_sweep_jobs_in_one_folder, sweep_with_one_bad_value, sweep_with_one_unknown_option,
     override_syntax_error, fashion_mnist_truncated_gz, fashion_mnist_gz_that_is_not_gzip, fashion_mnist_wrong_magic,
     fashion_mnist_download_offline, cifar_missing, cifar_corrupt_pickle, cifar_labels_do_not_match,
     cifar_download_offline, image_folder_of_one_class, image_folder_missing, image_folder_without_val_images,

@@ -117,7 +117,7 @@ def _inspect(overrides: list[str], multirun: bool, validate) -> Launch:
     if not multirun:
         cfg, job_cfg = _compose(overrides)
         _validate(validate, job_cfg, None)
-        folder = Path(str(cfg.hydra.run.dir))
+        folder = _folder(cfg.hydra.run.dir, "hydra.run.dir")
         return Launch(False, folder, [Job([o.input_line for o in task], job_cfg, folder)],
                       [f"hydra.run.dir={_quote(folder)}"])
     # A config group (hparams_search=..., experiment=...) may choose the sweeper too: compose with
@@ -133,10 +133,25 @@ def _inspect(overrides: list[str], multirun: bool, validate) -> Launch:
         cfg, job_cfg = _compose(hydra_overrides + job_overrides, num)
         _validate(validate, job_cfg, [o for o in job_overrides if o.split("=", 1)[0].lstrip("+~") in swept])
         if sweep_dir is None:
-            sweep_dir = Path(str(cfg.hydra.sweep.dir))
-        jobs.append(Job(job_overrides, job_cfg, sweep_dir / str(cfg.hydra.sweep.subdir)))
+            sweep_dir = _folder(cfg.hydra.sweep.dir, "hydra.sweep.dir")
+        folder = sweep_dir / _folder(cfg.hydra.sweep.subdir, "hydra.sweep.subdir", "the sweep folder itself")
+        same = next((job for job in jobs if job.folder == folder), None)
+        if same is not None:
+            def shown(overrides):
+                return " ".join(o for o in overrides if o.split("=", 1)[0].lstrip("+~") in swept)
+            raise UserError(f"hydra.sweep.subdir gives the sweep jobs {shown(same.overrides)} and {shown(job_overrides)} "
+                            f"one folder, {folder}; include ${{hydra:job.num}} in it.")
+        jobs.append(Job(job_overrides, job_cfg, folder))
     in_process = str(cfg.hydra.launcher._target_) == BASIC_LAUNCHER if expanded else True
     return Launch(True, sweep_dir, jobs, [f"hydra.sweep.dir={_quote(sweep_dir)}"], in_process)
+
+
+def _folder(value, key: str, instead: str = "the current directory") -> Path:
+    """The folder a key names; an empty value would write into `instead`, unasked."""
+    if value is None or not str(value).strip():
+        raise UserError(f"{key} must name a folder (got {'' if value is None else str(value)!r}); an empty one would "
+                        f"write into {instead}.")
+    return Path(str(value))
 
 
 def _sweeper_target(hydra_overrides: list[str]) -> str:
@@ -156,7 +171,7 @@ def _other_sweeper(fixed: list[str], validate, sweeps: list) -> Launch:
                         "dataset.val_fraction (e.g. 0.1), or use hparams_search=infobatch_optuna.")
     if "n_trials" in cfg.hydra.sweeper:  # Hydra's Optuna sweeper
         check_search(cfg.hydra.sweeper, job_cfg.objective, fixed, sweeps, validate)
-    folder = Path(str(cfg.hydra.sweep.dir))
+    folder = _folder(cfg.hydra.sweep.dir, "hydra.sweep.dir")
     return Launch(True, folder, [], [f"hydra.sweep.dir={_quote(folder)}"])
 
 
