@@ -522,3 +522,56 @@ def test_a_checkpoint_whose_optimizer_state_does_not_fit_is_one_sentence(tmp_pat
     status, out = run_main(monkeypatch, capsys, TINY + [f"hydra.run.dir={run}", "resume=auto"])
     assert_one_sentence(status, out, "infobatch-run", "does not fit this version")
     assert snapshot(tmp_path)["run/checkpoints/last.pt"] == before["run/checkpoints/last.pt"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Faults a run survives: the score cache is a convenience, never a source of wrong numbers nor a
+# reason to lose the scoring phase. The run ends well, says why it scored again or kept no cache,
+# and leaves no temporary file.
+# ---------------------------------------------------------------------------------------------
+
+STATIC = TINY + ["prune=el2n", "prune.score_epochs=1", "trainer.epochs=1"]
+
+
+def _cached_entry(tmp: Path, monkeypatch, capsys, edit) -> Path:
+    cache = tmp / "cache"
+    status, out = run_main(monkeypatch, capsys, STATIC + [f"prune.cache_dir={cache}", f"hydra.run.dir={tmp / 'first'}"])
+    assert status in (0, None), out
+    (entry,) = cache.glob("*.pt")
+    saved = torch.load(entry, weights_only=True)
+    edit(saved)
+    torch.save(saved, entry)
+    return cache
+
+
+@pytest.mark.parametrize("edit,said", [
+    (lambda saved: saved["scores"].__setitem__(0, float("nan")), "non-finite scores"),
+    (lambda saved: saved.update({"time_s": -5.0}), "a scoring time of -5 s"),
+    (lambda saved: saved.update({"samples": float("inf")}), "inf scored samples"),
+])
+def test_a_score_cache_entry_of_impossible_numbers_is_scored_again(tmp_path, monkeypatch, capsys, edit, said):
+    cache = _cached_entry(tmp_path, monkeypatch, capsys, edit)
+    status, out = run_main(monkeypatch, capsys, STATIC + [f"prune.cache_dir={cache}", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert status in (0, None), out
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert not summary["scoring_cached"] and summary["time_scoring_s"] > 0 and summary["time_cost_s"] > 0
+    assert said in out and str(cache) in out, out
+
+
+def test_a_full_disk_under_the_score_cache_keeps_the_run(tmp_path, monkeypatch, capsys):
+    real_save = torch.save
+
+    def full(obj, f, *args, **kwargs):  # torch's zip writer on a full disk: a RuntimeError, not an OSError
+        if not str(f).endswith(".pt.tmp"):
+            return real_save(obj, f, *args, **kwargs)
+        Path(f).write_bytes(b"")
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", full)
+    cache = tmp_path / "cache"
+    status, out = run_main(monkeypatch, capsys, STATIC + [f"prune.cache_dir={cache}", f"hydra.run.dir={tmp_path / 'run'}"])
+    monkeypatch.undo()
+    assert status in (0, None), out
+    assert (tmp_path / "run" / "summary.json").exists(), "the scored run finished"
+    assert not list(tmp_path.rglob("*.tmp")) and not list(cache.glob("*.pt"))
+    assert "could not write the score cache" in out, out

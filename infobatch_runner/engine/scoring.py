@@ -5,9 +5,11 @@ cached in a file keyed by everything that changes them, so a sweep over ratios s
 that reuses the cache still reports what producing it cost, marked as cached.
 """
 
+import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ from infobatch_runner.engine.loop import (Context, Interrupted, StopFlag, Traina
                                           train_epoch)
 from infobatch_runner.engine.optim import build_schedule
 from infobatch_runner.engine.runtime import autocast, timed_now
-from infobatch_runner.errors import UserError
+from infobatch_runner.errors import UserError, first_line
 from infobatch_runner.pruning.base import strategy_seed
 from infobatch_runner.pruning.full import Full
 from infobatch_runner.pruning.static import ForgettingRecorder, ScoringSpec
@@ -155,20 +157,30 @@ def _load_cache(path: Path, key: dict, n: int) -> ScoringResult | None:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         if saved["key"] != json.loads(json.dumps(key)) or saved["scores"].shape != (n,):
             return None
-        return ScoringResult(saved["scores"], float(saved["time_s"]), float(saved["samples"]), cached=True)
+        scores, time_s, samples = saved["scores"], float(saved["time_s"]), float(saved["samples"])
     except Exception as exc:  # a damaged cache costs a re-scoring, never the run
         log.warning("score cache %s is unreadable (%s); scoring again.", path, type(exc).__name__)
         return None
+    # What the run charges itself (time, samples) and prunes by (scores) must be real numbers.
+    flaw = ("non-finite scores" if not bool(torch.isfinite(scores).all()) else
+            f"a scoring time of {time_s:g} s" if not (math.isfinite(time_s) and time_s >= 0) else
+            f"{samples:g} scored samples" if not (math.isfinite(samples) and samples >= 0) else None)
+    if flaw is not None:
+        log.warning("score cache %s holds %s; scoring again.", path, flaw)
+        return None
+    return ScoringResult(scores, time_s, samples, cached=True)
 
 
 def _save_cache(path: Path, key: dict, result: ScoringResult) -> None:
+    tmp = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
         torch.save({"key": key, "scores": result.scores.cpu(), "time_s": result.time_s, "samples": result.samples}, tmp)
         os.replace(tmp, path)
-    except OSError as exc:
-        log.warning("could not write the score cache %s (%s); the run goes on.", path, exc)
+    except (OSError, RuntimeError) as exc:  # torch's zip writer reports a full disk as a RuntimeError
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        log.warning("could not write the score cache %s (%s); the run goes on.", path, first_line(exc))
 
 
 def scoring_stopped(signal_name: str, where: str) -> Interrupted:
