@@ -575,3 +575,51 @@ def test_a_full_disk_under_the_score_cache_keeps_the_run(tmp_path, monkeypatch, 
     assert (tmp_path / "run" / "summary.json").exists(), "the scored run finished"
     assert not list(tmp_path.rglob("*.tmp")) and not list(cache.glob("*.pt"))
     assert "could not write the score cache" in out, out
+
+
+def _cut_short(summary: Path) -> None:
+    summary.write_bytes(summary.read_bytes()[:100])  # a write cut short by a kill or a full disk
+
+
+def test_resume_of_a_finished_run_whose_summary_was_cut_short_writes_it_again(tmp_path, monkeypatch, capsys,
+                                                                               finished_run):
+    run = _copy_run(tmp_path, finished_run)
+    whole = json.loads((run / "summary.json").read_text())
+    _cut_short(run / "summary.json")
+    status, out = run_main(monkeypatch, capsys, TINY + [f"hydra.run.dir={run}", "resume=auto"])
+    assert status in (0, None) and "nothing to do" not in out, out
+    again = json.loads((run / "summary.json").read_text())
+    for key in ("final/test_acc", "best/test_acc", "samples_trained", "saving_samples", "time_train_s"):
+        assert again[key] == whole[key], key
+
+
+def test_a_sweep_job_whose_summary_was_cut_short_is_rebuilt_on_resume(tmp_path, monkeypatch, capsys):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "prune=full,infobatch", *TINY, "trainer.epochs=1", f"hydra.sweep.dir={sweep}"]
+    status, out = run_main(monkeypatch, capsys, args)
+    assert status in (0, None), out
+    _cut_short(sweep / "1_infobatch" / "summary.json")
+    status, out = run_main(monkeypatch, capsys, args + ["resume=auto"])
+    assert status in (0, None) and "failed" not in out, out
+    assert json.loads((sweep / "1_infobatch" / "summary.json").read_text())["strategy"] == "infobatch"
+
+    _cut_short(sweep / "1_infobatch" / "summary.json")
+    shutil.rmtree(sweep / "1_infobatch" / "checkpoints")  # nothing to rebuild it from: refused, naming the job
+    status, out = run_main(monkeypatch, capsys, args + ["resume=auto"])
+    assert_one_sentence(status, out, "infobatch-run", "1_infobatch holds a run's results but no checkpoint")
+
+
+def test_a_sweep_whose_job_records_cannot_be_read_fails_naming_the_job(tmp_path, capsys, finished_run):
+    from omegaconf import OmegaConf
+
+    from infobatch_runner.sweeps.callbacks import SweepReport
+
+    sweep = tmp_path / "sweep"
+    shutil.copytree(finished_run, sweep / "0_infobatch")
+    shutil.copytree(finished_run, sweep / "1_infobatch")
+    _cut_short(sweep / "1_infobatch" / "summary.json")
+    SweepReport.failed_jobs = 0
+    SweepReport().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}, "logger": {"name": "none"}}))
+    out = capsys.readouterr().out
+    assert SweepReport.failed_jobs == 1, out
+    assert "unreadable: 1_infobatch: summary.json is not valid JSON" in out, out

@@ -26,6 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 from infobatch_runner.engine import checkpoint
 from infobatch_runner.errors import UserError, first_line
 from infobatch_runner.results import folders
+from infobatch_runner.results.records import read_summary
 
 CONFIG_MODULE = "infobatch_runner.conf"
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
@@ -270,7 +271,7 @@ def claim(launch: Launch) -> None:
     folders.hold(launch.folder)
     cfg = launch.jobs[0].cfg
     state = checkpoint.previous_state(cfg, launch.folder, before_hydra=True)
-    if state is not None and state["epoch"] >= cfg.trainer.epochs and (launch.folder / "summary.json").exists():
+    if state is not None and state["epoch"] >= cfg.trainer.epochs and read_summary(launch.folder) is not None:
         raise Finished(launch.folder)
 
 

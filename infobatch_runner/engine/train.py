@@ -5,7 +5,6 @@ Training time is measured between device synchronisations at each epoch's edges 
 included, evaluation excluded); per-batch values stay on the device and are read once per epoch.
 """
 
-import json
 import logging
 import math
 import signal
@@ -31,6 +30,7 @@ from infobatch_runner.engine.runtime import (SectionClock, allow_tf32, device_na
 from infobatch_runner.engine.scoring import ScoringResult, classifier_of, run_scoring
 from infobatch_runner.errors import UserError, first_line
 from infobatch_runner.pruning import Plan, build_strategy, check_budget, ignored_params
+from infobatch_runner.results.records import read_summary
 from infobatch_runner.results.pairing import baseline_for, saving_wall
 from infobatch_runner.results.tracking import Trackers, build_trackers
 
@@ -98,9 +98,13 @@ def train(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> dict
         state = checkpoint.previous_state(cfg, run_dir)
     else:
         state = checkpoint.load(run_dir / "checkpoints") if cfg.resume == "auto" else None
-    if state is not None and state["epoch"] >= cfg.trainer.epochs and (run_dir / "summary.json").exists():
+    done = read_summary(run_dir) if state is not None and state["epoch"] >= cfg.trainer.epochs else None
+    if done is not None:
         log.info("%s finished all %d epochs already; nothing to do.", run_dir, cfg.trainer.epochs)
-        return json.loads((run_dir / "summary.json").read_text())
+        return done
+    if state is not None and state["epoch"] >= cfg.trainer.epochs:  # its summary.json is missing or cut short
+        log.info("%s trained all %d epochs but holds no readable summary.json; writing it again from the last "
+                 "checkpoint.", run_dir, cfg.trainer.epochs)
     ctx = setup(cfg, world)
     t, device = cfg.trainer, ctx.device
     n_train = len(ctx.data.train)

@@ -34,6 +34,16 @@ def _cannot_write(path: Path, exc: OSError) -> UserError:
                      f"then continue with resume=auto.")
 
 
+def read_summary(path: Path) -> dict | None:
+    """A run folder's summary.json as a dict, or None when it is missing or unreadable (a write cut
+    short by a kill or a full disk): then the run is not finished, whatever its checkpoint says."""
+    try:
+        summary = json.loads((Path(path) / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
 def read_metrics(path: Path) -> list[dict]:
     """The rows of a metrics.csv this tool wrote ([] when there is none), each value a number;
     a row it did not write is one sentence, before anything is changed."""

@@ -24,12 +24,16 @@ class SweepReport(Callback):
         except FileNotFoundError:
             log.warning("no finished run in %s: no report written", sweep_dir)
             return
-        SweepReport.failed_jobs = len(report.failed)
+        # A job whose records cannot be read (skipped by the report) failed the sweep as surely as one
+        # that recorded its failure: both make the exit status 1.
+        SweepReport.failed_jobs = len(report.failed) + len(report.skipped)
         if report.rows:
             print("\n" + compact_table(report.rows), flush=True)
         for failure in report.failed:
             what = UNFINISHED if failure.type == UNFINISHED else "failed"
             print(f"{what}: {failure.path.name}: {failure.error}", flush=True)
+        for path, why in report.skipped:
+            print(f"unreadable: {path.name}: {why}", flush=True)
         print(f"report: {sweep_dir / 'report.md'} (plots and report.csv beside it)", flush=True)
         logger = config.logger
         if logger.name == "wandb" and logger.mode != "disabled" and report.rows:
