@@ -106,6 +106,7 @@ def test_a_small_remainder_is_shared_with_the_batch_before_it():
     assert batch_starts(24, 8) == [0, 8, 16]
     assert batch_starts(1, 8) == [0] and batch_starts(3, 8) == [0]  # one batch: nothing to share with
     assert batch_starts(5, 2) == [0, 2]  # 2 + 3: never a batch of one
+    assert batch_starts(0, 8) == []
     for n in range(8, 200):
         starts = batch_starts(n, 8)
         sizes = [b - a for a, b in zip(starts, starts[1:] + [n])]

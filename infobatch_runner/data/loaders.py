@@ -77,10 +77,12 @@ def batch_starts(n: int, batch_size: int) -> list[int]:
     still trains once, in as many steps as before, and no batch exceeds batch_size (but with
     batch_size 2, where a last lone sample joins the batch before it: BatchNorm cannot train on one)."""
     starts = list(range(0, n, batch_size))
+    if len(starts) < 2:
+        return starts
     tail = n - starts[-1]
-    if len(starts) > 1 and 2 * tail < batch_size:
+    if 2 * tail < batch_size:
         starts[-1] = n - (batch_size + tail) // 2
-    elif len(starts) > 1 and tail == 1:  # batch_size 2: three samples cannot make two batches of two
+    elif tail == 1:  # batch_size 2: three samples cannot make two batches of two
         starts.pop()
     return starts
 
