@@ -97,6 +97,7 @@ def test_lossless_verdict_says_what_it_tested(diffs, expected):
 
 
 def test_report_files_and_filled_saving_wall(tmp_path):
+    (tmp_path / "multirun.yaml").write_text("hydra: {}\n")  # one sweep: its runs may be filled in
     for seed in range(3):
         write_run(tmp_path, f"f{seed}", "full", seed, cost=10.0 + seed, acc=0.90)
         write_run(tmp_path, f"i{seed}", "infobatch", seed, cost=7.0, acc=0.90 - 0.001 * seed)
@@ -114,6 +115,22 @@ def test_report_files_and_filled_saving_wall(tmp_path):
     assert json.loads((tmp_path / "i1" / "summary.json").read_text())["saving_wall"] == pytest.approx(1 - 7 / 11)
     assert len(report.updated) == 3
     assert "infobatch ratio=0.5" in compact_table(report.rows)
+
+
+def test_a_report_across_sweeps_writes_into_no_run(tmp_path):
+    """A run paired with a full run of another sweep (or of no sweep) gets a saving in the report,
+    not in its own summary.json: the report writes only under --out and within one sweep."""
+    for sweep in ("a", "b"):
+        (tmp_path / sweep).mkdir()
+        (tmp_path / sweep / "multirun.yaml").write_text("hydra: {}\n")
+    write_run(tmp_path / "a", "f0", "full", 0, cost=10.0, acc=0.90)
+    write_run(tmp_path / "b", "i0", "infobatch", 0, cost=7.0, acc=0.90)
+    write_run(tmp_path, "i1", "infobatch", 0, cost=6.0, acc=0.90)  # a run of its own
+    before = {p: p.read_bytes() for p in tmp_path.rglob("summary.json")}
+    report = write_report([tmp_path / "a", tmp_path / "b", tmp_path / "i1"], tmp_path / "out")
+    assert report.updated == [] and {p: p.read_bytes() for p in tmp_path.rglob("summary.json")} == before
+    rows = list(csv.DictReader(open(tmp_path / "out" / "report.csv")))
+    assert float(rows[1]["saving_wall_mean"]) == pytest.approx(1 - (7 / 10 + 6 / 10) / 2), "the report still pairs them"
 
 
 def test_report_cli_and_its_errors(tmp_path, capsys):
@@ -141,6 +158,7 @@ def sweep(root, seeds=(0, 1, 2), acc=0.90, cost=10.0):
     for seed in seeds:
         write_run(root, f"{seed}_full", "full", seed, cost=cost, acc=acc)
         write_run(root, f"{seed}_infobatch", "infobatch", seed, cost=7.0, acc=acc - 0.001 * seed)
+    (root / "multirun.yaml").write_text("hydra: {}\n")  # Hydra's record: the folder is one sweep
     return root
 
 
@@ -316,6 +334,7 @@ def test_a_baseline_of_cost_zero_pairs_accuracy_but_no_wall_saving(tmp_path, cap
     for seed in range(3):
         write_run(s, f"{seed}_full", "full", seed, cost=0.0 if seed < 2 else 10.0, acc=0.90)
         write_run(s, f"{seed}_infobatch", "infobatch", seed, cost=7.0, acc=0.90)
+    (s / "multirun.yaml").write_text("hydra: {}\n")
     write_run(s, "0_other", "infobatch", 0, cost=7.0, acc=0.90, ratio=0.3)  # only a zero-cost baseline
     report = write_report([s], tmp_path / "out")
     info = next(g for g in report.groups if g.label == "infobatch ratio=0.5")

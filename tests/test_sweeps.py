@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 from omegaconf import OmegaConf
 
+from infobatch_runner.results import folders
 from infobatch_runner.sweeps import repeats
 from infobatch_runner.sweeps.order import seed_major
 
@@ -50,7 +51,7 @@ def test_the_plan_names_each_jobs_first_twin(tmp_path):
             job(tmp_path / "2_infobatch", name="infobatch", ratio=0.3),
             job(tmp_path / "3_infobatch", name="infobatch", ratio=0.5)]
     repeats.write_plan(tmp_path, jobs)
-    assert json.loads((tmp_path / repeats.PLAN).read_text())["twin_of"] == {
+    assert json.loads((tmp_path / folders.SWEEP_PLAN).read_text())["twin_of"] == {
         "0_full": None, "1_full": "0_full", "2_infobatch": None, "3_infobatch": None}
     assert repeats.planned_twin(tmp_path / "1_full", tmp_path) == tmp_path / "0_full"
     assert repeats.planned_twin(tmp_path / "0_full", tmp_path) is None

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 RESULTS = ("metrics.csv", "summary.json", "checkpoints", "failed.json")
 HYDRA_OUTPUT = ".hydra"
 SWEEP_RECORD = "multirun.yaml"
+SWEEP_PLAN = "sweep_plan.json"  # written by the CLI before a sweep's first job (sweeps/repeats.py)
 
 _held: dict[Path, int] = {}
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infobatch_runner.results import leaderboard
+from infobatch_runner.results.folders import SWEEP_PLAN, SWEEP_RECORD
 from infobatch_runner.results.pairing import Group, baselines, group_runs, saving_wall
 from infobatch_runner.results.plots import write_plots
 from infobatch_runner.results.records import write_json_atomic
@@ -72,14 +73,29 @@ def write_report(dirs: list[Path], out_dir: Path, tolerance: float = DEFAULT_TOL
     return Report(groups, rows, files, skipped, updated, failed)
 
 
+def sweep_of(path: Path) -> Path | None:
+    """The sweep folder a run folder belongs to (the nearest folder above it holding a sweep's
+    multirun.yaml or sweep_plan.json), or None for a run of its own."""
+    for folder in Path(path).resolve().parents:
+        if (folder / SWEEP_RECORD).is_file() or (folder / SWEEP_PLAN).is_file():
+            return folder
+    return None
+
+
 def fill_saving_wall(runs: list[Run]) -> list[Run]:
     """Write saving_wall into the summary.json of runs whose baseline is now known; returns them.
-    A run folder that cannot be written is warned about and left as it is."""
+    Only within one sweep: a run is written into when it and every run of its baseline belong to
+    the same sweep, never when a report pairs it with a full run made elsewhere (another sweep,
+    another time: its summary would then claim a saving its own sweep never measured). A run
+    folder that cannot be written is warned about and left as it is."""
     base = baselines(runs)
     updated = []
     for run in runs:
         b = base.get((run.setting_key, run.seed))
         if b is None or run.is_baseline or run.summary.get("saving_wall") is not None:
+            continue
+        sweep = sweep_of(run.path)
+        if sweep is None or any(sweep_of(r.path) != sweep for r in b.members):
             continue
         value = saving_wall(run.summary["time_cost_s"], b)
         if value is None:  # the baseline's cost is 0: nothing to fill in

@@ -22,11 +22,10 @@ from typing import Callable
 from omegaconf import DictConfig, OmegaConf
 
 from infobatch_runner.pruning import ignored_params
-from infobatch_runner.results.folders import is_held
+from infobatch_runner.results.folders import SWEEP_PLAN, is_held
 from infobatch_runner.results.records import write_json_atomic
 
 SAME_AS = "same_as.json"
-PLAN = "sweep_plan.json"
 START_GRACE_S = 60.0  # how long a job waits for a planned twin that has not started yet
 POLL_S = 1.0
 
@@ -66,13 +65,13 @@ def write_plan(sweep_dir: Path, jobs) -> None:
         name = Path(job.folder).name
         owner = first.setdefault(json.dumps(what_runs(job.cfg), sort_keys=True, default=str), name)
         twin_of[name] = None if owner == name else owner
-    write_json_atomic(Path(sweep_dir) / PLAN, {"twin_of": twin_of})
+    write_json_atomic(Path(sweep_dir) / SWEEP_PLAN, {"twin_of": twin_of})
 
 
 def planned_twin(run_dir: Path, sweep_dir: Path) -> Path | None | bool:
     """The twin the plan names for this job, None when it names none, False without a usable plan."""
     try:
-        plan = json.loads((sweep_dir / PLAN).read_text())["twin_of"]
+        plan = json.loads((sweep_dir / SWEEP_PLAN).read_text())["twin_of"]
     except (OSError, ValueError, KeyError, TypeError):
         return False
     if not isinstance(plan, dict) or run_dir.name not in plan:
