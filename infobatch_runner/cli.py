@@ -130,7 +130,7 @@ def check_search_plugin(args: list[str]) -> None:
 def main() -> None:
     from infobatch_runner.config import preflight
     from infobatch_runner.config.choices import check_group_choices
-    from infobatch_runner.engine.distributed import agreed_overrides, world_from_env
+    from infobatch_runner.engine.distributed import agreed_overrides, rank0_verdict, world_from_env
     from infobatch_runner.engine.hostmem import keep_freed_memory
     from infobatch_runner.results import folders
     from infobatch_runner.sweeps.callbacks import SweepReport
@@ -149,10 +149,19 @@ def main() -> None:
         sys.argv += agreed_overrides(world, sys.argv[1:])  # under torchrun: one run folder
         launch = preflight.inspect(sys.argv[1:])
         if launch is not None:
+            refusal = None
             if world.is_main:
-                preflight.claim(launch)
-                if launch.multirun and launch.jobs:
-                    repeats.write_plan(launch.folder, launch.jobs)  # each job's twin, before any job starts
+                try:
+                    preflight.claim(launch)
+                    if launch.multirun and launch.jobs:
+                        repeats.write_plan(launch.folder, launch.jobs)  # each job's twin, before any job starts
+                except (UserError, preflight.Finished) as exc:
+                    refusal = exc
+            verdict = rank0_verdict(world, None if refusal is None else (type(refusal).__name__, str(refusal)))
+            if refusal is not None:
+                raise refusal
+            if verdict is not None:  # another rank under torchrun: rank 0 has said why, once
+                sys.exit(0 if verdict[0] == preflight.Finished.__name__ else 2)
             sys.argv += launch.pinned
         os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing: errors are ours to word
         SweepReport.failed_jobs = 0

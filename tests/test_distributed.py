@@ -110,6 +110,23 @@ def test_torchrun_two_ranks_write_one_summary(tmp_path):
     assert len(list((run_dir / "checkpoints").glob("*.pt"))) == 2
 
 
+def test_torchrun_into_a_refused_folder_is_one_sentence_from_rank_0_and_no_traceback(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "summary.json").write_text("{}")  # a folder holding a run: a fresh start is refused
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    script = str(Path(sys.executable).with_name("infobatch-run"))
+    env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([torchrun, "--nproc_per_node=2", script, *TINY, f"hydra.run.dir={run_dir}"], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=300)
+    out = result.stdout + result.stderr
+    # torchrun itself reports a rank's non-zero exit with its own ChildFailedError; no rank may fail
+    # inside our code (rank 1 used to die in a gloo collective with the rank 0 that had left).
+    assert result.returncode != 0 and "infobatch_runner/" not in out and "gloo" not in out.lower(), out[-3000:]
+    assert out.count("infobatch-run: error:") == 1 and "already holds a run" in out, out[-3000:]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["summary.json"]
+
+
 def test_nccl_only_on_gpus_and_each_rank_bound_to_its_gpu_before_it_starts(monkeypatch):
     from infobatch_runner.engine import distributed
 

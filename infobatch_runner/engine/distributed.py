@@ -90,6 +90,17 @@ def agreed_overrides(world: World, args: list[str]) -> list[str]:
     return extra
 
 
+def rank0_verdict(world: World, refusal: tuple[str, str] | None) -> tuple[str, str] | None:
+    """Rank 0's decision about the run folder, on every rank: None to go on, or (kind, sentence)
+    of its refusal. Only rank 0 checks and claims the folder; without this the other ranks would
+    start training and die in a collective with the rank that left."""
+    if world.size == 1:
+        return refusal
+    box = [refusal]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def shard(plan: Plan, world: World) -> Plan:
     """This rank's equal share of the plan (the plan padded by its head to a multiple of the size)."""
     if world.size == 1:
