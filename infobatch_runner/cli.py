@@ -141,6 +141,7 @@ def main() -> None:
     logging.raiseExceptions = False  # a log file on a full disk must not print a traceback per record
     user_setting = os.environ.get("HYDRA_FULL_ERROR")
     full_errors = bool(user_setting)  # the user asked for tracebacks
+    launch = None
     try:
         sys.argv[1:] = seed_major(sys.argv[1:])  # a sweep runs seed by seed, each seed's baseline first
         check_group_choices(sys.argv[1:])
@@ -173,8 +174,11 @@ def main() -> None:
     except OSError as exc:
         if full_errors:
             raise
-        where = f" {exc.filename}" if exc.filename else ""
-        fail(f"cannot write{where} ({exc.strerror or exc}); free some space or choose another folder.")
+        # A write through an open file (Hydra's records, a log) fails without a file name: name the
+        # folder being written instead.
+        where = exc.filename or (launch.folder if launch is not None else None)
+        fail(f"cannot write{f' {where}' if where else ''} ({exc.strerror or exc}); free some space or choose "
+             "another folder.")
     except (HydraException, OmegaConfBaseException) as exc:
         if full_errors:
             raise

@@ -364,7 +364,17 @@ def out_of_memory_in_training(tmp, finished, mp):
     return TINY + [f"hydra.run.dir={tmp / 'run'}"], "out of memory"
 
 
-FAULTS = [disk_full_from_the_start, batchnorm_on_a_batch_of_one, out_of_memory_in_training,
+def disk_full_through_an_open_file(tmp, finished, mp):
+    import hydra.core.utils
+
+    def full(cfg, filename, output_dir):  # a write through an open file: the error carries no file name
+        raise OSError(28, "No space left on device")
+
+    mp.setattr(hydra.core.utils, "_save_config", full)
+    return TINY + [f"hydra.run.dir={tmp / 'run'}"], f"cannot write {tmp / 'run'} (No space left on device)"
+
+
+FAULTS = [disk_full_from_the_start, disk_full_through_an_open_file, batchnorm_on_a_batch_of_one, out_of_memory_in_training,
     
     fresh_run_into_a_finished_folder, resume_with_another_config, fresh_run_into_results_without_checkpoints,
     resume_of_results_without_checkpoints, resume_from_a_truncated_checkpoint, resume_from_a_checkpoint_of_another_tool,

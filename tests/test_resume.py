@@ -165,6 +165,7 @@ def test_sigterm_during_scoring_stops_at_a_proxy_batch_and_claims_no_checkpoint(
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert "during the el2n scoring phase" in err and "nothing was kept" in err and "Traceback" not in err
+    assert "start it afresh in the same folder with resume=auto" in err, "the advice that works: see below"
     assert "scoring el2n: proxy 1/1 done" not in log.read_text(), "stopped inside the proxy training"
     assert not (run / "checkpoints").exists() and not (run / "summary.json").exists()
     resumed = cli(args + ["resume=auto"])  # no checkpoint and no results: it starts afresh

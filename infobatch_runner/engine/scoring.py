@@ -185,7 +185,7 @@ def _save_cache(path: Path, key: dict, result: ScoringResult) -> None:
 
 def scoring_stopped(signal_name: str, where: str) -> Interrupted:
     return Interrupted(f"stopped by {signal_name} during {where}; no checkpoint exists yet, so nothing was kept: "
-                       "start the run again (resume=auto in the same folder scores afresh)", signal_name)
+                       "start it afresh in the same folder with resume=auto (it scores again)", signal_name)
 
 
 def run_scoring(ctx: Context, spec: ScoringSpec, cache: bool, cache_dir: str, stop: StopFlag | None = None) -> ScoringResult:

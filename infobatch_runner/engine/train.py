@@ -250,7 +250,8 @@ def stopped(what: str, last_saved: int | None, every: int, run_dir: Path) -> str
     if every == 0:
         return f"{what}; trainer.checkpoint_every=0 keeps no checkpoint, so nothing was kept."
     if last_saved is None:
-        return f"{what}; no checkpoint exists yet: start the run again (resume=auto in the same folder starts afresh)"
+        return (f"{what}; no checkpoint exists yet: start it afresh in the same folder with resume=auto "
+                f"hydra.run.dir={run_dir}")
     return f"{what}; the checkpoint of epoch {last_saved} is kept: continue with resume=auto hydra.run.dir={run_dir}"
 
 
