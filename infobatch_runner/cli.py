@@ -127,6 +127,18 @@ def check_search_plugin(args: list[str]) -> None:
                         "install it with pip install 'infobatch-runner[optuna]'.")
 
 
+def quote_home_paths(args: list[str]) -> list[str]:
+    """`key=~/data` as `key='~/data'`: Hydra's grammar takes no unquoted value starting with `~`,
+    and shells leave a `~` after `key=` alone; the dataset and cache paths expand it themselves."""
+    quoted = []
+    for arg in args:
+        key, eq, value = arg.partition("=")
+        if eq and not key.startswith("-") and value.startswith("~") and "," not in value and "'" not in value:
+            arg = f"{key}='{value}'"
+        quoted.append(arg)
+    return quoted
+
+
 def main() -> None:
     from infobatch_runner.config import preflight
     from infobatch_runner.config.choices import check_group_choices
@@ -143,7 +155,8 @@ def main() -> None:
     full_errors = bool(user_setting)  # the user asked for tracebacks
     launch = None
     try:
-        sys.argv[1:] = seed_major(sys.argv[1:])  # a sweep runs seed by seed, each seed's baseline first
+        # A sweep runs seed by seed, each seed's baseline first.
+        sys.argv[1:] = seed_major(quote_home_paths(sys.argv[1:]))
         check_group_choices(sys.argv[1:])
         check_search_plugin(sys.argv[1:])
         world = world_from_env(torchrun_device(preflight) if os.environ.get("WORLD_SIZE", "1") != "1" else "auto")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY
+from conftest import TINY, run_main
 from infobatch_runner.pruning import STRATEGIES
 
 SCRIPT = str(Path(sys.executable).with_name("infobatch-run"))
@@ -146,3 +146,15 @@ def test_the_closing_line_names_the_budget_target_not_the_ignored_ratio():
     full = {**base, "strategy": "full", "ratio": None, "saving_samples": 0.0, "saving_wall": 0.0,
             "prune": {"name": "full", "ratio": 0.5, "target_saving": 0.3}}
     assert closing_line(full).startswith("full on fashion_mnist/cnn_small")
+
+
+def test_a_home_path_is_taken_as_the_readme_writes_it(tmp_path, monkeypatch, capsys):
+    """README and --help write dataset.root=~/data; Hydra's grammar alone rejects a value starting with ~."""
+    from infobatch_runner.cli import quote_home_paths
+
+    assert quote_home_paths(["dataset.root=~/data", "~trainer.grad_clip", "seed=0,1", "prune.cache_dir=~/c,~/d"]) == \
+        ["dataset.root='~/data'", "~trainer.grad_clip", "seed=0,1", "prune.cache_dir=~/c,~/d"]
+    monkeypatch.setenv("HOME", str(tmp_path))
+    status, out = run_main(monkeypatch, capsys, ["dataset=cifar10", "dataset.root=~/data", "trainer.epochs=1",
+                                                 f"hydra.run.dir={tmp_path / 'run'}"])
+    assert status == 2 and f"{tmp_path}/data/cifar-10-batches-py lacks" in out, out
