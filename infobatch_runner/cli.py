@@ -21,7 +21,6 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from infobatch_runner.engine.loop import Interrupted
 from infobatch_runner.errors import UserError, first_line
 
 log = logging.getLogger("infobatch_runner")
@@ -42,6 +41,7 @@ def run(cfg: DictConfig) -> float | tuple[float, float] | None:
     and None when the run has no validation split (objective=auto) or the job failed."""
     from infobatch_runner.config.validate import validate
     from infobatch_runner.engine.distributed import world_from_env
+    from infobatch_runner.engine.loop import Interrupted
     from infobatch_runner.engine.runtime import out_of_memory
     from infobatch_runner.engine.train import closing_line, objective_of, train
     from infobatch_runner.pruning import ignored_params
@@ -139,7 +139,14 @@ def quote_home_paths(args: list[str]) -> list[str]:
     return quoted
 
 
+# Flags with which Hydra only prints: answered without importing torch (seconds) or checking anything.
+HELP_FLAGS = ("--help", "-h", "--hydra-help")
+
+
 def main() -> None:
+    if any(arg in HELP_FLAGS for arg in sys.argv[1:]):
+        run()
+        return
     from infobatch_runner.config import preflight
     from infobatch_runner.config.choices import check_group_choices
     from infobatch_runner.engine.distributed import agreed_overrides, rank0_verdict, world_from_env

@@ -158,3 +158,13 @@ def test_a_home_path_is_taken_as_the_readme_writes_it(tmp_path, monkeypatch, cap
     status, out = run_main(monkeypatch, capsys, ["dataset=cifar10", "dataset.root=~/data", "trainer.epochs=1",
                                                  f"hydra.run.dir={tmp_path / 'run'}"])
     assert status == 2 and f"{tmp_path}/data/cifar-10-batches-py lacks" in out, out
+
+
+def test_help_answers_without_importing_torch():
+    """--help costs Hydra's composition only (about a second), not torch's import (seconds more)."""
+    code = ("import sys; sys.argv = ['infobatch-run', '--help']\n"
+            "from infobatch_runner.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO TORCH')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "== Configuration groups ==" in result.stdout and result.stdout.strip().endswith("NO TORCH"), result
