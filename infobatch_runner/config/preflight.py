@@ -196,8 +196,9 @@ def check_search(sweeper: DictConfig, objective: str, fixed: list[str], sweeps: 
     returned = 2 if objective == "val_acc+saving" else 1
     if len(directions) != returned:
         what = "two values (val_acc, saving_samples)" if returned == 2 else "one value (val_acc)"
+        fitting = "val_acc" if len(directions) == 1 else "val_acc+saving"
         raise UserError(f"objective={objective} returns {what}, but hydra.sweeper.direction has {len(directions)} "
-                        f"direction(s); give one direction per value, or objective={'val_acc' if len(directions) == 1 else 'val_acc+saving'}.")
+                        f"direction(s); give one direction per value, or objective={fitting}.")
     if sweeper.get("storage"):
         _check_storage(str(sweeper.storage))
     parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
