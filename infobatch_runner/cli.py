@@ -203,6 +203,10 @@ def main() -> None:
         if full_errors:
             raise
         fail(preflight.one_line(exc))
+    except ValueError as exc:  # Hydra's own flag check (-m with --cfg) raises a plain ValueError
+        if full_errors or not str(exc).startswith("Only one of"):
+            raise
+        fail(f"{str(exc).rstrip('.')}; drop -m to print the config of one run (--cfg job).")
     finally:
         folders.release_all()
         if user_setting is None:

@@ -422,6 +422,10 @@ VALUES = [
     (TINY + ["optimizer.lr=1e39"], "optimizer.lr=1e+39"),
     (TINY + ["dataset.image_size=20000"], "dataset.image_size=20000 needs"),
     (FASHION + ["dataset.image_size=20000"], "dataset.image_size must be 28 for fashion_mnist"),
+    # a typo without the +: Hydra's own "Key 'epoch' not in 'Trainer'", given the close match
+    (TINY + ["trainer.epoch=50"], "trainer.epoch is not a setting of trainer; did you mean trainer.epochs?"),
+    (TINY + ["optimizer.momentun=0.5"], "did you mean optimizer.momentum?"),
+    (TINY + ["dataset.augment.flop=1"], "did you mean dataset.augment.flip?"),
 ]
 
 

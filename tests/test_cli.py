@@ -168,3 +168,11 @@ def test_help_answers_without_importing_torch():
             "print('TORCH' if 'torch' in sys.modules else 'NO TORCH')")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "== Configuration groups ==" in result.stdout and result.stdout.strip().endswith("NO TORCH"), result
+
+
+def test_a_sweep_asked_to_print_its_config_is_one_sentence(monkeypatch, capsys):
+    status, out = run_main(monkeypatch, capsys, ["-m", "--cfg", "hydra", "prune=full,infobatch"])
+    assert status == 2 and "Traceback" not in out, out
+    assert [line for line in out.splitlines() if line.startswith("infobatch-run: error:")] == [
+        "infobatch-run: error: Only one of --run, --multirun, --cfg, --info and --shell_completion can be specified; "
+        "drop -m to print the config of one run (--cfg job)."]

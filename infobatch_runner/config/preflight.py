@@ -8,6 +8,8 @@ a fresh run into a folder holding results, or a resume with another config is on
 nothing has been written yet.
 """
 
+import difflib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSw
 from hydra.core.utils import setup_globals
 from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from infobatch_runner.engine import checkpoint
 from infobatch_runner.errors import UserError, first_line
@@ -86,7 +88,30 @@ def _compose(overrides: list[str], job_num: int = 0) -> tuple[DictConfig, DictCo
         HydraConfig.instance().set_config(cfg)
         return cfg, _task_config(cfg)
     except (HydraException, OmegaConfBaseException) as exc:
-        raise UserError(one_line(exc)) from None
+        raise UserError(_unknown_key(exc, overrides) or one_line(exc)) from None
+
+
+def _unknown_key(exc: BaseException, overrides: list[str]) -> str | None:
+    """For `trainer.epoch=3` (a key its schema lacks), the sentence `+trainer.epoch=3` gets from
+    schema.check_known_keys, with the close match: composed without that override, the node shows
+    which keys it has. None for any other error."""
+    found = re.match(r"Could not override '([^']+)'", first_line(exc))
+    if found is None or not isinstance(exc.__cause__, (ConfigKeyError, ConfigAttributeError)) or "." not in found.group(1):
+        return None
+    key = found.group(1)
+    parent, leaf = key.rsplit(".", 1)
+    try:
+        parsed = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader()).parse_overrides(overrides)
+        others = [o.input_line for o in parsed if not o.is_sweep_override() and o.get_key_element().lstrip("+~") != key]
+        node = OmegaConf.select(compose(config_name="config", overrides=others), parent)
+    except (HydraException, OmegaConfBaseException):
+        return None
+    if not isinstance(node, DictConfig):
+        return None
+    known = [str(k) for k in node.keys()]
+    close = difflib.get_close_matches(leaf, known, n=1)
+    more = f"did you mean {parent}.{close[0]}?" if close else f"it takes {', '.join(known)}."
+    return f"{key} is not a setting of {parent}; {more}"
 
 
 def inspect(argv: list[str]) -> Launch | None:
@@ -102,7 +127,10 @@ def inspect(argv: list[str]) -> Launch | None:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(version_base="1.3", config_module=CONFIG_MODULE, job_name="infobatch-run"):
-            return _inspect(args.overrides, args.multirun, validate)
+            try:
+                return _inspect(args.overrides, args.multirun, validate)
+            except (HydraException, OmegaConfBaseException) as exc:
+                raise UserError(_unknown_key(exc, args.overrides) or one_line(exc)) from None
     except (HydraException, OmegaConfBaseException) as exc:
         raise UserError(one_line(exc)) from None
     finally:
