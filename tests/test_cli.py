@@ -176,3 +176,14 @@ def test_a_sweep_asked_to_print_its_config_is_one_sentence(monkeypatch, capsys):
     assert [line for line in out.splitlines() if line.startswith("infobatch-run: error:")] == [
         "infobatch-run: error: Only one of --run, --multirun, --cfg, --info and --shell_completion can be specified; "
         "drop -m to print the config of one run (--cfg job)."]
+
+
+def test_the_untimed_warm_up_is_announced_before_it_runs(tmp_path, monkeypatch, capsys):
+    """A warm-up of a large model on a CPU takes minutes: a user sees why nothing else is printed."""
+    status, out = run_main(monkeypatch, capsys, TINY + ["trainer.epochs=1", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert status in (0, None), out
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if "warming up: a few untimed steps" in line)
+    done = next(i for i, line in enumerate(lines) if "warm-up done in" in line)
+    first_epoch = next(i for i, line in enumerate(lines) if "epoch 1/1" in line)
+    assert start < done < first_epoch

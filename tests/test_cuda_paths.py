@@ -179,7 +179,7 @@ def test_grad_chunk_keeps_a_chunk_of_gradients_under_a_gib():
 
 
 @pytest.mark.parametrize("benchmark", [True, False])
-@pytest.mark.parametrize("n,sizes", [(200, [64, 64, 64, 8]), (193, [64, 64, 65])])
+@pytest.mark.parametrize("n,sizes", [(200, [64, 64, 36, 36]), (193, [64, 64, 33, 32]), (192, [64, 64, 64])])
 def test_cudnn_autotuning_is_on_for_full_batches_only(benchmark, n, sizes):
     cfg = compose_cfg("prune=full", f"dataset.num_train={n}", f"trainer.cudnn_benchmark={str(benchmark).lower()}")
     ctx = setup(cfg)
