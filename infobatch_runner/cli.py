@@ -76,7 +76,15 @@ def run(cfg: DictConfig) -> float | tuple[float, float] | None:
             fail(str(exc))
         return job_failed(run_dir, exc, list(hydra_cfg.overrides.task))
     except Interrupted as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr, flush=True)
+        message = str(exc)
+        if multirun:  # the sweep stops with its job: continue the sweep, and report what it finished
+            sweep_dir = Path(hydra_cfg.sweep.dir)
+            message = (message.replace(f"hydra.run.dir={run_dir}", f"hydra.sweep.dir={sweep_dir}")
+                       + " and the sweep's own overrides (its finished jobs are kept)")
+            print(f"{PROG}: job {run_dir.name} {message}", file=sys.stderr, flush=True)
+            report_so_far(sweep_dir, cfg.logger)
+        else:
+            print(f"{PROG}: {message}", file=sys.stderr, flush=True)
         sys.exit(128 + getattr(signal, exc.signal))
     except Exception as exc:  # a bug: its traceback goes to a file in the job's folder, the sweep goes on
         memory = out_of_memory(exc)
@@ -91,6 +99,19 @@ def run(cfg: DictConfig) -> float | tuple[float, float] | None:
     if world_from_env().is_main:
         print(closing_line(summary, cfg.objective), flush=True)
     return objective_of(cfg.objective, summary)  # what a Hydra sweeper (e.g. Optuna) optimises
+
+
+def report_so_far(sweep_dir: Path, logger) -> None:
+    """The sweep's report of the jobs done, when a signal stops the sweep before Hydra's end-of-sweep
+    callback would write it."""
+    from omegaconf import OmegaConf
+
+    from infobatch_runner.sweeps.callbacks import SweepReport
+
+    try:
+        SweepReport().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}}, "logger": logger}))
+    except Exception as exc:  # the signal's message matters more than a report that could not be written
+        log.warning("no report of the stopped sweep (%s)", first_line(exc))
 
 
 def job_failed(run_dir: Path, exc: BaseException, overrides: list[str]) -> None:

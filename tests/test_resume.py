@@ -13,6 +13,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
+from conftest import TINY, run_main
 from infobatch_runner.engine.train import train
 from infobatch_runner.errors import UserError
 
@@ -283,3 +284,19 @@ def test_checkpoints_of_earlier_versions_still_resume(tmp_path):
                               tmp_path)  # how often a run checkpoints may change on resume
     with pytest.raises(UserError, match=r"another config \(trainer.tf32: True vs False\)"):
         checkpoint.previous_state(compose_cfg("dataset.num_train=256", "resume=auto", "trainer.tf32=false"), tmp_path)
+
+
+def test_a_signal_in_a_sweep_says_how_to_continue_the_sweep_and_reports_what_finished(tmp_path, monkeypatch, capsys):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "prune=full,infobatch", *TINY, f"hydra.sweep.dir={sweep}"]
+    sigterm_after_epoch(monkeypatch, 3 + 1)  # the full run's 3 epochs, then the first of infobatch's
+    status, out = run_main(monkeypatch, capsys, args)
+    monkeypatch.undo()
+    assert status == 128 + signal.SIGTERM and "Traceback" not in out, out
+    assert "job 1_infobatch stopped by SIGTERM after epoch 1" in out, out
+    assert f"continue with resume=auto hydra.sweep.dir={sweep} and the sweep's own overrides" in out, out
+    report = (sweep / "report.md").read_text()
+    assert "1_infobatch" in report and "did not finish" in report, "the report of what the sweep finished"
+    status, out = run_main(monkeypatch, capsys, args + ["resume=auto"])
+    assert status in (0, None), out
+    assert json.loads((sweep / "1_infobatch" / "summary.json").read_text())["epochs"] == 3
