@@ -93,3 +93,14 @@ def test_a_job_runs_itself_when_its_twin_failed_died_or_never_started(tmp_path):
     assert repeats.wait_for(died, print, grace_s=5, poll_s=0.01) is False
     never = tmp_path / "never"  # planned but not started within the grace period
     assert repeats.wait_for(never, print, grace_s=0.05, poll_s=0.01) is False
+
+
+def test_a_sibling_job_with_a_damaged_record_is_no_twin_and_no_failure(tmp_path, compose_cfg):
+    """A sweep resumed with one job's .hydra/config.yaml damaged: the other jobs look for twins
+    among their siblings and must not fail on that record (they used to be marked failed)."""
+    cfg = compose_cfg(TINY + ["prune=full"])
+    for name, text in (("0_full", "a: [b\n"), ("1_full", OmegaConf.to_yaml(cfg))):
+        (tmp_path / name / ".hydra").mkdir(parents=True)
+        (tmp_path / name / ".hydra" / "config.yaml").write_text(text)
+        (tmp_path / name / "summary.json").write_text("{}")
+    assert repeats.finished_twin(cfg, tmp_path / "2_full", tmp_path) == tmp_path / "1_full"

@@ -15,15 +15,19 @@ look for a finished twin among the job folders, as before.
 """
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Callable
 
 from omegaconf import DictConfig, OmegaConf
 
+from infobatch_runner.errors import first_line
 from infobatch_runner.pruning import ignored_params
 from infobatch_runner.results.folders import SWEEP_PLAN, is_held
 from infobatch_runner.results.records import write_json_atomic
+
+log = logging.getLogger(__name__)
 
 SAME_AS = "same_as.json"
 START_GRACE_S = 60.0  # how long a job waits for a planned twin that has not started yet
@@ -47,7 +51,12 @@ def finished_twin(cfg: DictConfig, run_dir: Path, sweep_dir: Path) -> Path | Non
         recorded = sibling / ".hydra" / "config.yaml"
         if not (sibling / "summary.json").exists() or not recorded.exists():
             continue
-        if what_runs(OmegaConf.load(recorded)) == mine:
+        try:
+            theirs = what_runs(OmegaConf.load(recorded))
+        except Exception as exc:  # another job's damaged record is its own problem, not this job's
+            log.warning("%s cannot be read (%s); %s is not taken as a twin.", recorded, first_line(exc), sibling.name)
+            continue
+        if theirs == mine:
             return sibling
     return None
 
