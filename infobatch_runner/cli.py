@@ -42,7 +42,7 @@ def run(cfg: DictConfig) -> float | tuple[float, float] | None:
     from infobatch_runner.config.validate import validate
     from infobatch_runner.engine.distributed import world_from_env
     from infobatch_runner.engine.loop import Interrupted
-    from infobatch_runner.engine.runtime import out_of_memory
+    from infobatch_runner.engine.runtime import out_of_memory, requeued
     from infobatch_runner.engine.train import closing_line, objective_of, train
     from infobatch_runner.pruning import ignored_params
     from infobatch_runner.results import folders
@@ -57,6 +57,10 @@ def run(cfg: DictConfig) -> float | tuple[float, float] | None:
         except UserError as exc:  # another process's folder: nothing may be written into it, not even failed.json
             print(f"{PROG}: job {run_dir.name} not run: {exc}", file=sys.stderr, flush=True)
             return None
+    if cfg.resume is None and requeued():  # a job launched by submitit, run again by SLURM: main() did not see it
+        cfg.resume = "auto"
+        log.info("SLURM started this job again (SLURM_RESTART_COUNT=%s): continuing it from its checkpoint.",
+                 os.environ.get("SLURM_RESTART_COUNT"))
     try:
         if multirun and world_from_env().is_main:
             for record in (FAILED, TRACEBACK):  # a failed job that is run again
@@ -85,6 +89,9 @@ def run(cfg: DictConfig) -> float | tuple[float, float] | None:
             report_so_far(sweep_dir, cfg.logger)
         else:
             print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+        requeue = signal.getsignal(signal.SIGUSR2)
+        if exc.signal == "SIGUSR2" and callable(requeue):  # submitit's handler: it requeues the job, then exits
+            requeue(signal.SIGUSR2, None)
         sys.exit(128 + getattr(signal, exc.signal))
     except Exception as exc:  # a bug: its traceback goes to a file in the job's folder, the sweep goes on
         memory = out_of_memory(exc)
@@ -172,6 +179,7 @@ def main() -> None:
     from infobatch_runner.config.choices import check_group_choices
     from infobatch_runner.engine.distributed import agreed_overrides, rank0_verdict, world_from_env
     from infobatch_runner.engine.hostmem import keep_freed_memory
+    from infobatch_runner.engine.runtime import requeued
     from infobatch_runner.results import folders
     from infobatch_runner.sweeps.callbacks import SweepReport
     from infobatch_runner.sweeps import repeats
@@ -185,6 +193,8 @@ def main() -> None:
     try:
         # A sweep runs seed by seed, each seed's baseline first.
         sys.argv[1:] = seed_major(quote_home_paths(sys.argv[1:]))
+        if requeued() and not any(a.split("=", 1)[0].lstrip("+") == "resume" for a in sys.argv[1:]):
+            sys.argv.append("resume=auto")  # SLURM runs the same command again: it continues its run
         check_group_choices(sys.argv[1:])
         check_search_plugin(sys.argv[1:])
         world = world_from_env(torchrun_device(preflight) if os.environ.get("WORLD_SIZE", "1") != "1" else "auto")

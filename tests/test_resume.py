@@ -300,3 +300,48 @@ def test_a_signal_in_a_sweep_says_how_to_continue_the_sweep_and_reports_what_fin
     status, out = run_main(monkeypatch, capsys, args + ["resume=auto"])
     assert status in (0, None), out
     assert json.loads((sweep / "1_infobatch" / "summary.json").read_text())["epochs"] == 3
+
+
+# --- SLURM through submitit: SIGUSR2, requeue, and the job run again ---------------------------
+
+
+def test_sigusr2_checkpoints_then_hands_the_job_to_submitits_requeue(tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def submitit_requeue(signum, frame):  # what submitit's handler does: requeue, then exit
+        calls.append(signum)
+        raise SystemExit(-1)
+
+    previous = signal.signal(signal.SIGUSR2, submitit_requeue)
+    try:
+        from infobatch_runner.engine import train as train_module
+
+        real, seen = train_module.evaluate, {"n": 0}
+
+        def evaluate(*args, **kwargs):
+            out = real(*args, **kwargs)
+            seen["n"] += 1
+            if seen["n"] == 1:
+                os.kill(os.getpid(), signal.SIGUSR2)
+            return out
+
+        monkeypatch.setattr(train_module, "evaluate", evaluate)
+        run = tmp_path / "run"
+        status, out = run_main(monkeypatch, capsys, TINY + ["trainer.checkpoint_every=2", f"hydra.run.dir={run}"])
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert calls == [signal.SIGUSR2] and status == -1, out
+    assert "stopped by SIGUSR2 after epoch 1" in out, out
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=False)["epoch"] == 1, "checkpointed first"
+
+
+def test_a_job_slurm_runs_again_continues_its_run_without_being_told(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    status, out = run_main(monkeypatch, capsys, TINY + [f"hydra.run.dir={run}"])
+    assert status in (0, None), out
+    whole = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").unlink()  # the job was stopped after its last checkpoint
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    status, out = run_main(monkeypatch, capsys, TINY + [f"hydra.run.dir={run}"])  # the same command, no resume=auto
+    assert status in (0, None), out
+    assert json.loads((run / "summary.json").read_text())["final/test_acc"] == whole["final/test_acc"]

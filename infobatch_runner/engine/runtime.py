@@ -1,5 +1,6 @@
 """Device, precision and honest timing: wall-clock measured after the device has finished."""
 
+import os
 import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -9,6 +10,15 @@ import torch
 from infobatch_runner.errors import UserError
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+
+
+def requeued() -> bool:
+    """True in a SLURM job that SLURM started again (preempted, or requeued by submitit before its
+    time limit): the same command runs again and must continue its run, not refuse its own folder."""
+    try:
+        return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+    except ValueError:
+        return False
 # How torch's allocators word a failed allocation (the CPU's DefaultCPUAllocator, CUDA's caching allocator).
 ALLOCATION_FAILED = ("can't allocate memory", "out of memory")
 

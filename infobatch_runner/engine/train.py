@@ -74,7 +74,10 @@ def setup(cfg: DictConfig, world: World = SINGLE) -> Context:
 
 @contextmanager
 def stop_on_signals(flag: StopFlag):
-    """SIGTERM and SIGINT stop the epoch at the next batch boundary instead of killing the process."""
+    """SIGTERM, SIGINT and SIGUSR2 stop the epoch at the next batch boundary instead of killing the
+    process. SIGUSR2 is what SLURM sends through submitit before a time limit or a preemption; once
+    the run has checkpointed, the CLI hands it on to submitit's own handler, which requeues the job
+    (cli.run)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -82,7 +85,7 @@ def stop_on_signals(flag: StopFlag):
     def handler(signum, frame):
         flag.signal = signal.Signals(signum).name
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)}
     try:
         yield
     finally:
