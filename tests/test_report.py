@@ -557,3 +557,23 @@ def test_jobs_that_ran_at_the_same_time_are_marked(tmp_path):
     with_epochs(other, [10.0, 5.0], [1.0, 0.5], spans=[[115.5, 125], [125, 130]])  # after it: no overlap
     groups = {g.label: g for g in group_runs(find_runs([tmp_path]))}
     assert groups["infobatch ratio=0.5"].wall_unreliable == []
+
+
+def test_a_lossless_verdict_says_how_training_fewer_epochs_did(tmp_path):
+    """A saving that training fewer epochs also gets losslessly is no achievement of the strategy:
+    the report says, beside each lossless verdict, whether a short_schedule run was compared."""
+    s = sweep(tmp_path / "s")
+    rows = write_report([s], tmp_path / "out").rows
+    alone = next(r for r in rows if r["strategy"] == "infobatch")
+    assert alone["verdict"] == "lossless" and alone["fewer_epochs"].startswith("not compared: no short_schedule run")
+    assert "prune=short_schedule prune.target_saving=0.2" in alone["fewer_epochs"]
+    table = compact_table(rows)
+    assert "lossless‡" in table and "no fewer-epochs run (short_schedule) was compared" in table
+    for seed in range(3):
+        write_run(s, f"{seed}_short", "short_schedule", seed, cost=7.0, acc=0.90 - 0.001 * seed)
+    rows = write_report([s], tmp_path / "out").rows
+    compared = next(r for r in rows if r["strategy"] == "infobatch")
+    assert compared["fewer_epochs"].startswith("so is training fewer epochs: short_schedule saving 20% is lossless")
+    assert "‡" not in compact_table(rows)
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "Against training fewer epochs" in md and "- infobatch ratio=0.5: so is training fewer epochs" in md

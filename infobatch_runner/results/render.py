@@ -61,7 +61,29 @@ UNRELIABLE = "†"  # marks a wall saving that the drift or overlap check doubts
 CSV_COLUMNS = ["setting", "strategy", "label", "runs", "seeds", "seeds_paired", "final_acc_mean", "final_acc_sd",
                "acc_diff_mean", "acc_diff_sd", "acc_diff_ci_low", "acc_diff_ci_high", "saving_wall_mean",
                "saving_wall_sd", "wall_unreliable", "saving_samples_mean", "saving_samples_sd", "time_cost_s_mean",
-               "baseline_runs", "verdict", "tested"]
+               "baseline_runs", "verdict", "tested", "fewer_epochs"]
+
+
+SHORT = "short_schedule"
+FEWER_EPOCHS_MARK = "‡"  # a lossless verdict that no fewer-epochs run at its saving was compared with
+
+
+def fewer_epochs(g: Group, mine: list[Group], tolerance: float) -> str:
+    """For a pruning strategy judged lossless: how the fewer-epochs baseline (short_schedule) of the
+    same setting did at a saving at least as large, or "" for any other group. A saving that also
+    comes from simply training fewer epochs is no achievement of the strategy."""
+    if g.strategy in ("full", SHORT) or not verdict(g.acc_diff, tolerance)[0].startswith("lossless"):
+        return ""
+    saved = g.saving_samples.mean
+    rivals = [s for s in mine if s.strategy == SHORT and s.saving_samples.mean >= saved - 0.005 and s.acc_diff.n]
+    if not rivals:
+        return (f"not compared: no {SHORT} run saved {100 * saved:.0f}% or more; add prune={SHORT} "
+                f"prune.target_saving={round(saved, 2):g} to the sweep")
+    best = min(rivals, key=lambda s: s.saving_samples.mean)
+    their = verdict(best.acc_diff, tolerance)[0]
+    also = "so is" if their.startswith("lossless") else "unlike"
+    return (f"{also} training fewer epochs: {SHORT} saving {100 * best.saving_samples.mean:.0f}% is {their} "
+            f"(Δacc {100 * best.acc_diff.mean:+.2f} pp)")
 
 
 def rows_of(groups: list[Group], tolerance: float) -> list[dict]:
@@ -69,6 +91,7 @@ def rows_of(groups: list[Group], tolerance: float) -> list[dict]:
     names = setting_names(g.setting_key for g in groups)
     rows = []
     for g in groups:
+        mine = [other for other in groups if other.setting_key == g.setting_key]
         ci = g.acc_diff.ci95()
         v, tested = ("baseline", "") if g.strategy == "full" else verdict(g.acc_diff, tolerance)
         rows.append({
@@ -81,7 +104,7 @@ def rows_of(groups: list[Group], tolerance: float) -> list[dict]:
             "wall_unreliable": "; ".join(f"seed {seed}: {why}" for seed, why in g.wall_unreliable),
             "saving_samples_mean": g.saving_samples.mean, "saving_samples_sd": g.saving_samples.sd,
             "time_cost_s_mean": g.cost_s.mean, "baseline_runs": max(g.baseline_runs, default=0),
-            "verdict": v, "tested": tested,
+            "verdict": v, "tested": tested, "fewer_epochs": fewer_epochs(g, mine, tolerance),
         })
     return rows
 
@@ -133,6 +156,12 @@ def markdown(groups: list[Group], tolerance: float, skipped: list[tuple[Path, st
             for g in unreliable:
                 lines += [f"- {g.label}: seed {seed}: {why}" for seed, why in g.wall_unreliable]
             lines.append("")
+        against = [(g.label, fewer_epochs(g, mine, tolerance)) for g in mine]
+        against = [(label, note) for label, note in against if note]
+        if against:
+            lines += ["Against training fewer epochs (a lossless verdict is only worth what a cheaper baseline "
+                      f"cannot also do; {SHORT} trains full data for fewer epochs with the whole schedule):", ""]
+            lines += [f"- {label}: {note}" for label, note in against] + [""]
         lines += leaderboard.section(mine, failed, tolerance)
         tested = [(g.label, verdict(g.acc_diff, tolerance)[1]) for g in mine if g.strategy != "full" and g.acc_diff.n]
         if tested:
@@ -182,7 +211,11 @@ def compact_table(rows: list[dict]) -> str:
                      f"{pm(r['final_acc_mean'], r['final_acc_sd']):>15} "
                      f"{'0' if r['strategy'] == 'full' else pm(r['acc_diff_mean'], r['acc_diff_sd']):>14} "
                      f"{wall:>13} "
-                     f"{100 * r['saving_samples_mean']:>7.1f}%  {r['verdict']}")
+                     f"{100 * r['saving_samples_mean']:>7.1f}%  {r['verdict']}"
+                     + (FEWER_EPOCHS_MARK if r["fewer_epochs"].startswith("not compared") else ""))
     if any(r["wall_unreliable"] for r in rows):
         lines.append(f"{UNRELIABLE} wall saving unreliable (the machine's speed drifted or jobs overlapped): see report.md")
+    if any(r["fewer_epochs"].startswith("not compared") for r in rows):
+        lines.append(f"{FEWER_EPOCHS_MARK} lossless against full data, but no fewer-epochs run ({SHORT}) was compared "
+                     "at that saving: see report.md")
     return "\n".join(lines)
