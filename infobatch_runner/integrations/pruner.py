@@ -210,7 +210,8 @@ class Pruner:
 class PrunedBatchSampler(Sampler):
     """Batches of sample indices walking this rank's share of the pruner's current plan, for
     DataLoader(batch_sampler=...). Its length is the current plan's (set_epoch() plans before the
-    epoch starts). Batches as the runner cuts them: a lone last sample joins the batch before it."""
+    epoch starts). Batches as the runner cuts them (data/loaders.batch_starts): a remainder under half a
+    batch shares the last full batch, as two batches of at least half a batch."""
 
     def __init__(self, pruner: Pruner, batch_size: int):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
