@@ -326,3 +326,26 @@ def test_the_core_package_does_not_need_lightning():
             "except ImportError as err:\n    assert \"pip install 'infobatch-runner[lightning]'\" in str(err), err\n"
             "else:\n    raise SystemExit('imported without lightning')")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_a_loop_that_never_calls_set_epoch_still_trains_each_epochs_plan():
+    """Forgetting set_epoch used to train epoch 0's plan (all the data) every epoch, silently: each
+    full pass over the sampler now moves to the next epoch, as explicit set_epoch calls would."""
+    def run(explicit):
+        pruner = Pruner("infobatch", N, EPOCHS, seed=1, delta=0.75)
+        sampler, walked = pruner.batch_sampler(BATCH), []
+        for e in range(EPOCHS):
+            if explicit:
+                sampler.set_epoch(e)
+            assert len(sampler) == len(batch_starts(len(pruner.current()), BATCH))
+            batches = list(sampler)
+            walked.append(sorted(i for b in batches for i in b))
+            for batch in batches:
+                idx = torch.tensor(batch)
+                pruner.loss(losses_for(idx, e), idx)
+        return pruner, walked
+
+    (forgot, walked), (_, told) = run(explicit=False), run(explicit=True)
+    assert walked == told and len(walked[1]) < N, "the same plans, and they prune"
+    with pytest.raises(RuntimeError, match="more epochs than the 4 this Pruner plans"):
+        list(forgot.batch_sampler(BATCH))

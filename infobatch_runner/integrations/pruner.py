@@ -108,15 +108,29 @@ class Pruner:
         # Set by a trainer integration (the Lightning callback): the epoch to plan, read whenever
         # the sampler is measured or iterated, so len() is right whenever the trainer asks.
         self.epoch_source: Callable[[], int] | None = None
+        self._walked = False  # a batch sampler went through the whole current plan since set_epoch
 
     # -- the plan ------------------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
         """Plan `epoch` now (a no-op when it is already planned): merges the previous epoch's
         observations first (under torchrun, a collective: every rank calls it)."""
+        self._walked = False  # an explicit epoch: the sampler does not move on by itself this time
         if self.plan is not None and epoch == self.epoch:
             return
         self.end_epoch()
         self._install(epoch, self.strategy.plan(epoch))
+
+    def next_epoch_if_walked(self) -> None:
+        """For loops that never call set_epoch: once a batch sampler has gone through the whole
+        current plan, the next len() or iter() plans the next epoch (forgetting set_epoch used to
+        train epoch 0's plan, all of the data, every epoch). An explicit set_epoch() turns this off
+        until the plan is walked again; so does a trainer integration's epoch_source."""
+        if not self._walked or self.epoch_source is not None:
+            return
+        if self.epoch + 1 >= self.epochs:
+            raise RuntimeError(f"the sampler was iterated for more epochs than the {self.epochs} this Pruner plans; "
+                               f"build it with epochs= the number of epochs you train")
+        self.set_epoch(self.epoch + 1)
 
     def current(self) -> Plan:
         """This rank's part of the current epoch's plan (planned on first use)."""
@@ -224,15 +238,18 @@ class PrunedBatchSampler(Sampler):
         self.pruner.set_epoch(epoch)
 
     def __len__(self) -> int:
+        self.pruner.next_epoch_if_walked()
         return len(batch_starts(len(self.pruner.current()), self.batch_size))
 
     def __iter__(self):
-        return _batches(self.pruner.local_indices(), self.batch_size)  # the plan is read now, not at the first batch
+        self.pruner.next_epoch_if_walked()
+        return _batches(self.pruner, self.pruner.local_indices(), self.batch_size)  # the plan is read now
 
 
-def _batches(indices: list[int], batch_size: int):
+def _batches(pruner: Pruner, indices: list[int], batch_size: int):
     for a, b in batch_slices(len(indices), batch_size):
         yield indices[a:b]
+    pruner._walked = True  # the whole plan was handed out: without set_epoch, the next pass is the next epoch
 
 
 class IndexedDataset(Dataset):
