@@ -349,3 +349,12 @@ def test_a_loop_that_never_calls_set_epoch_still_trains_each_epochs_plan():
     assert walked == told and len(walked[1]) < N, "the same plans, and they prune"
     with pytest.raises(RuntimeError, match="more epochs than the 4 this Pruner plans"):
         list(forgot.batch_sampler(BATCH))
+
+
+def test_a_state_of_other_parameters_is_refused():
+    saved = Pruner("infobatch", N, EPOCHS, seed=1, ratio=0.5).state_dict()
+    with pytest.raises(ValueError, match=r"ratio=0.5 \(this Pruner: 0.3\)"):
+        Pruner("infobatch", N, EPOCHS, seed=1, ratio=0.3).load_state_dict(saved)
+    with pytest.raises(ValueError, match=r"epochs=4 \(this Pruner: 6\)"):
+        Pruner("infobatch", N, 6, seed=1, ratio=0.5).load_state_dict(saved)
+    Pruner("infobatch", N, EPOCHS, seed=7, ratio=0.5).load_state_dict(saved)  # the seed lives in the state

@@ -95,6 +95,10 @@ class Pruner:
                  rank: int | None = None, **params):
         self.strategy = make_strategy(strategy, num_samples, epochs, seed, device, params)
         check_budget(self.strategy)
+        # What the plans depend on besides the state itself: a state saved under other parameters
+        # would go on with the wrong ones (load_state_dict refuses it).
+        given = {k: v for k, v in dict(strategy).items() if k != "name"} if isinstance(strategy, Mapping) else {}
+        self.params = {"epochs": self.strategy.epochs, **given, **params}
         self.num_samples = self.strategy.num_samples
         self.epochs = self.strategy.epochs
         self.device = self.strategy.device
@@ -204,12 +208,18 @@ class Pruner:
                                "before state_dict()")
         plan = None if self.plan is None else {"indices": self.plan.indices.cpu(), "weights": self.plan.weights.cpu()}
         return {"name": self.strategy.name, "num_samples": self.num_samples, "epoch": self.epoch, "plan": plan,
-                "strategy": self.strategy.state_dict()}
+                "params": dict(self.params), "strategy": self.strategy.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         if state["name"] != self.strategy.name or state["num_samples"] != self.num_samples:
             raise ValueError(f"this state is of {state['name']} over {state['num_samples']} samples, not of "
                              f"{self.strategy.name} over {self.num_samples}")
+        saved = state.get("params")  # states of earlier versions carry none
+        if saved is not None:
+            differ = sorted(k for k in set(saved) | set(self.params) if saved.get(k) != self.params.get(k))
+            if differ:
+                what = ", ".join(f"{k}={saved.get(k)!r} (this Pruner: {self.params.get(k)!r})" for k in differ)
+                raise ValueError(f"this state was saved with other parameters: {what}; build the Pruner as it was")
         self.strategy.load_state_dict(state["strategy"])
         self.epoch, self.plan, self.local, self._weight_of, self._local_list = state["epoch"], None, None, None, None
         if state["plan"] is not None:
