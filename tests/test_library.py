@@ -358,3 +358,22 @@ def test_a_state_of_other_parameters_is_refused():
     with pytest.raises(ValueError, match=r"epochs=4 \(this Pruner: 6\)"):
         Pruner("infobatch", N, 6, seed=1, ratio=0.5).load_state_dict(saved)
     Pruner("infobatch", N, EPOCHS, seed=7, ratio=0.5).load_state_dict(saved)  # the seed lives in the state
+
+
+@pytest.mark.parametrize("call,error,match", [
+    (lambda p: p.set_epoch(EPOCHS), ValueError, r"epoch must be an integer in \[0, 4\)"),
+    (lambda p: p.set_epoch(-1), ValueError, r"epoch must be an integer in \[0, 4\)"),
+    (lambda p: p.loss(torch.ones(2), torch.tensor([0.0, 1.7])), TypeError, "indices must be integers"),
+    (lambda p: p.loss(torch.ones(2), torch.tensor([0, N])), IndexError, rf"indices must be in \[0, {N}\)"),
+    (lambda p: p.observe(torch.tensor([0, 1]), torch.ones(3)), ValueError, "one loss per sample"),
+])
+def test_bad_library_input_is_refused_before_any_state_changes(call, error, match):
+    pruner = Pruner("infobatch", N, EPOCHS, seed=1, delta=0.75)
+    pruner.set_epoch(0)
+    before = io.BytesIO()
+    torch.save(pruner.state_dict(), before)
+    with pytest.raises(error, match=match):
+        call(pruner)
+    after = io.BytesIO()
+    torch.save(pruner.state_dict(), after)
+    assert before.getvalue() == after.getvalue(), "nothing changed"

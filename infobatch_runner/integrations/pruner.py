@@ -118,6 +118,9 @@ class Pruner:
     def set_epoch(self, epoch: int) -> None:
         """Plan `epoch` now (a no-op when it is already planned): merges the previous epoch's
         observations first (under torchrun, a collective: every rank calls it)."""
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < self.epochs:
+            raise ValueError(f"epoch must be an integer in [0, {self.epochs}) for a Pruner of epochs={self.epochs} "
+                             f"(got {epoch!r})")
         self._walked = False  # an explicit epoch: the sampler does not move on by itself this time
         if self.plan is not None and epoch == self.epoch:
             return
@@ -163,15 +166,31 @@ class Pruner:
         return PrunedBatchSampler(self, batch_size)
 
     # -- the loss ------------------------------------------------------------------------------
+    def _indices(self, indices) -> torch.Tensor:
+        """The batch's sample indices as int64 on the pruner's device, checked before any state
+        changes: integers (float indices would be truncated), and, where they are on the CPU (a
+        DataLoader's), within [0, num_samples) (on a GPU that check would cost a host sync)."""
+        t = torch.as_tensor(indices)
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise TypeError(f"indices must be integers (got a {t.dtype} tensor)")
+        if t.dim() != 1:
+            raise ValueError(f"indices must be one-dimensional, one per sample (got shape {tuple(t.shape)})")
+        if t.device.type == "cpu" and t.numel() and not 0 <= int(t.min()) <= int(t.max()) < self.num_samples:
+            raise IndexError(f"indices must be in [0, {self.num_samples}) (got {int(t.min())} .. {int(t.max())})")
+        return t.to(self.device, torch.long)
+
     def weights_for(self, indices: torch.Tensor) -> torch.Tensor:
         """The current plan's loss weights of these sample indices (float32, on the pruner's device)."""
         self.current()
-        return self._weight_of.index_select(0, torch.as_tensor(indices).to(self.device, torch.long))
+        return self._weight_of.index_select(0, self._indices(indices))
 
     def observe(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
         """Hand the batch's per-sample losses to the strategy (detached, float32); under torchrun
         they are kept on the device and merged at the epoch's end."""
-        idx = torch.as_tensor(indices).to(self.device, torch.long)
+        idx = self._indices(indices)
+        if losses.dim() != 1 or losses.shape[0] != idx.shape[0]:
+            raise ValueError(f"observe() takes one loss per sample: got losses of shape {tuple(losses.shape)} for "
+                             f"{idx.shape[0]} indices")
         values = losses.detach().float().to(self.device)
         if self._pending is not None:
             self._pending.observe(idx, values)
@@ -185,8 +204,8 @@ class Pruner:
         if losses.dim() != 1 or losses.shape[0] != torch.as_tensor(indices).shape[0]:
             raise ValueError(f"loss() takes one loss per sample (reduction='none'): got losses of shape "
                              f"{tuple(losses.shape)} for {torch.as_tensor(indices).shape[0]} indices")
+        weights = self.weights_for(indices).to(losses.device)  # checks the indices before any state changes
         self.observe(indices, losses)
-        weights = self.weights_for(indices).to(losses.device)
         return (weights * losses.float()).mean()
 
     def end_epoch(self) -> None:
