@@ -2,6 +2,7 @@
 train exactly the plans the runner's strategy makes from the same losses, len(loader) is each
 epoch's before it starts, the loss is mean(w * loss), shards are equal, state round-trips."""
 
+import collections
 import io
 import re
 import subprocess
@@ -310,6 +311,12 @@ def test_indexed_dataset_appends_the_index_to_any_sample():
     assert IndexedDataset([(1, 2)])[0] == (1, 2, 0)
     assert IndexedDataset([{"x": 1}])[0] == {"x": 1, "index": 0}
     assert IndexedDataset(["a", "b"])[1] == ("b", 1) and len(IndexedDataset(["a", "b"])) == 2
+    Pair = collections.namedtuple("Pair", "x y")
+    sample, index = IndexedDataset([Pair(1, 2)])[0]
+    assert type(sample) is Pair and sample.x == 1 and index == 0, "a namedtuple keeps its type and fields"
+    assert IndexedDataset([{"index": 5}], key="i")[0] == {"index": 5, "i": 0}
+    with pytest.raises(KeyError, match="already has a 'index' entry"):
+        IndexedDataset([{"index": 5}])[0]  # model(**batch) would get the wrong index, silently
 
 
 def test_loss_refuses_a_reduced_loss():

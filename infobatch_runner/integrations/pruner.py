@@ -282,21 +282,27 @@ def _batches(pruner: Pruner, indices: list[int], batch_size: int):
 
 
 class IndexedDataset(Dataset):
-    """A map-style dataset whose samples carry their index: (x, y) -> (x, y, index), a dict gets an
-    "index" key, any other sample s -> (s, index). Samples are loaded by the wrapped dataset."""
+    """A map-style dataset whose samples carry their index: (x, y) -> (x, y, index), a dict gets a
+    `key` entry ("index" by default; a sample that has one already is refused rather than
+    overwritten), any other sample s (a namedtuple included, which keeps its type) -> (s, index).
+    Samples are loaded by the wrapped dataset."""
 
-    def __init__(self, dataset):
+    def __init__(self, dataset, key: str = "index"):
         self.dataset = dataset
+        self.key = key
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, index: int):
         sample = self.dataset[index]
-        if isinstance(sample, tuple | list):
+        if isinstance(sample, tuple | list) and not hasattr(sample, "_fields"):
             return (*sample, index)
         if isinstance(sample, Mapping):
-            return {**sample, "index": index}
+            if self.key in sample:
+                raise KeyError(f"the sample already has a {self.key!r} entry; give IndexedDataset(dataset, key=...) "
+                               "a name of its own")
+            return {**sample, self.key: index}
         return sample, index
 
 
