@@ -177,7 +177,7 @@ class Pruner:
             raise ValueError(f"indices must be one-dimensional, one per sample (got shape {tuple(t.shape)})")
         if t.device.type == "cpu" and t.numel() and not 0 <= int(t.min()) <= int(t.max()) < self.num_samples:
             raise IndexError(f"indices must be in [0, {self.num_samples}) (got {int(t.min())} .. {int(t.max())})")
-        return t.to(self.device, torch.long)
+        return t.to(self.device, torch.long, non_blocking=True)  # no wait on a pinned (DataLoader pin_memory) batch
 
     def weights_for(self, indices: torch.Tensor) -> torch.Tensor:
         """The current plan's loss weights of these sample indices (float32, on the pruner's device)."""
