@@ -187,3 +187,25 @@ def test_the_untimed_warm_up_is_announced_before_it_runs(tmp_path, monkeypatch, 
     done = next(i for i, line in enumerate(lines) if "warm-up done in" in line)
     first_epoch = next(i for i, line in enumerate(lines) if "epoch 1/1" in line)
     assert start < done < first_epoch
+
+
+def test_a_sweeps_wandb_runs_carry_what_a_dashboard_compares(tmp_path):
+    """Read back from the offline run files: each training run's group and tags name its sweep, its
+    config holds the sweep id, the Hydra choices and the overrides, and its summary the accuracy
+    difference to its baseline and the baseline's accuracy."""
+    from wandb_files import offline_runs
+
+    sweep = tmp_path / "sweep"
+    result = run_cli(["-m", "prune=full,infobatch", *TINY_WANDB, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (full,), (info,) = offline_runs(sweep / "0_full"), offline_runs(sweep / "1_infobatch")
+    for run in (full, info):
+        assert run.group == "synthetic-cnn_small-sweep" and run.job_type == "train"
+        assert "sweep" in run.tags and run.value("sweep_id") == "sweep"
+        assert run.value("hydra_choices")["prune"] == run.name.split("-")[0]
+        assert "prune=" + run.name.split("-")[0] in run.value("overrides")
+    summary = json.loads((sweep / "1_infobatch" / "summary.json").read_text())
+    assert info.summary["delta_acc_pp"] == pytest.approx(summary["delta_acc_pp"])
+    assert info.summary["baseline/test_acc"] == json.loads((sweep / "0_full" / "summary.json").read_text())[
+        "final/test_acc"]
+    assert full.summary["delta_acc_pp"] == 0.0

@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
+from torch.nn.parallel import DistributedDataParallel
 
 from infobatch_runner.data import build_data
 from infobatch_runner.engine import checkpoint
@@ -31,8 +32,8 @@ from infobatch_runner.engine.scoring import ScoringResult, classifier_of, run_sc
 from infobatch_runner.errors import UserError, first_line
 from infobatch_runner.pruning import Plan, build_strategy, check_budget, ignored_params
 from infobatch_runner.results.records import read_summary
-from infobatch_runner.results.pairing import baseline_for, saving_wall
-from infobatch_runner.results.tracking import Trackers, build_trackers
+from infobatch_runner.results.pairing import against, baseline_for
+from infobatch_runner.results.tracking import Launch, Trackers, build_trackers
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,17 @@ def stop_on_signals(flag: StopFlag):
             signal.signal(s, h)
 
 
+def launch_of(sweep_dir: Path | None) -> Launch:
+    """The run's place for W&B dashboards, from Hydra's record of this job when Hydra launched it."""
+    sweep_id = Path(sweep_dir).name if sweep_dir is not None else None
+    if not HydraConfig.initialized():
+        return Launch(sweep_id)
+    hydra_cfg = HydraConfig.get()
+    search = sweep_id is not None and not str(hydra_cfg.sweeper.get("_target_", "")).endswith(".BasicSweeper")
+    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not str(k).startswith("hydra/")}
+    return Launch(sweep_id, search, choices, list(hydra_cfg.overrides.task))
+
+
 def train(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> dict:
     """Run one training (continuing from its last checkpoint with resume=auto); in a sweep, pair it
     with a full-data run of the sweep that already finished."""
@@ -114,7 +126,7 @@ def train(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> dict
     strategy = build_strategy(cfg.prune, n_train, t.epochs, cfg.seed, device)
     check_budget(strategy)
     start_epoch = state["epoch"] if state else 0
-    trackers = build_trackers(cfg, run_dir, plain(cfg), resume_from_epoch=start_epoch,
+    trackers = build_trackers(cfg, run_dir, plain(cfg), resume_from_epoch=start_epoch, launch=launch_of(sweep_dir),
                               wandb_id=state["wandb_id"] if state else None) if world.is_main else Trackers([])
     val = f" / {len(ctx.data.val)} validation" if ctx.data.val is not None else ""
     log.info("%s on %s/%s: %d train%s / %d test samples, %s, %s%s", cfg.prune.name, cfg.dataset.name, cfg.model.name,
@@ -126,7 +138,8 @@ def train(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> dict
             summary = _train(ctx, strategy, trackers, run_dir, state, stop, world)
         if sweep_dir is not None and summary["saving_wall"] is None:
             baseline = baseline_for(summary, sweep_dir)
-            summary["saving_wall"] = None if baseline is None else saving_wall(summary["time_cost_s"], baseline)
+            if baseline is not None:
+                summary.update(against(summary, baseline))
         trackers.log_summary(summary)
     finally:
         trackers.finish()
@@ -375,6 +388,10 @@ def build_summary(ctx: Context, c: Counters, scoring: ScoringResult, n_train: in
         "epoch_spans": c.epoch_spans,  # wall-clock (start, end) of each epoch: the report's overlap check
         # Measured against a full-data run with the same settings; a full run is its own baseline.
         "saving_wall": 0.0 if cfg.prune.name == "full" else None,
+        # The accuracy it is compared with (W&B dashboards plot these per run): known once the
+        # baseline is, and for a full run its own.
+        "baseline/test_acc": c.test_acc[-1] if cfg.prune.name == "full" else None,
+        "delta_acc_pp": 0.0 if cfg.prune.name == "full" else None,
         "final/test_acc": c.test_acc[-1],
         "final/test_loss": c.test_loss[-1],
         "best/test_acc": c.test_acc[best],

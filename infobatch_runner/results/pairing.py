@@ -45,6 +45,14 @@ def baselines(runs: list[Run]) -> dict[tuple[str, int], Baseline]:
     }
 
 
+def against(summary: dict, baseline: Baseline) -> dict:
+    """What a run's summary (and its W&B run) records about its baseline: the wall-clock saving, the
+    baseline's accuracy and the accuracy difference in percentage points."""
+    return {"saving_wall": saving_wall(summary["time_cost_s"], baseline),
+            "baseline/test_acc": baseline.final_acc,
+            "delta_acc_pp": 100 * (summary["final/test_acc"] - baseline.final_acc)}
+
+
 def baseline_for(summary: dict, sweep_dir: Path) -> Baseline | None:
     """The baseline among the finished runs of a sweep folder, for a run that is just ending."""
     runs = find_runs([sweep_dir])

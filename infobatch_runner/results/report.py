@@ -10,7 +10,7 @@ from pathlib import Path
 
 from infobatch_runner.results import leaderboard
 from infobatch_runner.results.folders import SWEEP_PLAN, SWEEP_RECORD
-from infobatch_runner.results.pairing import Group, baselines, group_runs, saving_wall
+from infobatch_runner.results.pairing import Group, against, baselines, group_runs
 from infobatch_runner.results.plots import write_plots
 from infobatch_runner.results.records import write_json_atomic
 from infobatch_runner.results.render import CSV_COLUMNS, markdown, rows_of
@@ -97,15 +97,15 @@ def fill_saving_wall(runs: list[Run]) -> list[Run]:
         sweep = sweep_of(run.path)
         if sweep is None or any(sweep_of(r.path) != sweep for r in b.members):
             continue
-        value = saving_wall(run.summary["time_cost_s"], b)
-        if value is None:  # the baseline's cost is 0: nothing to fill in
+        known = against(run.summary, b)
+        if known["saving_wall"] is None:  # the baseline's cost is 0: nothing to fill in
             continue
         try:
-            write_json_atomic(run.path / "summary.json", {**run.summary, "saving_wall": value})
+            write_json_atomic(run.path / "summary.json", {**run.summary, **known})
         except OSError as exc:
             log.warning("could not write saving_wall into %s (%s); left as it is",
                         run.path / "summary.json", exc.strerror or exc)
             continue
-        run.summary["saving_wall"] = value
+        run.summary.update(known)
         updated.append(run)
     return updated

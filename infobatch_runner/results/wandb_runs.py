@@ -36,7 +36,7 @@ def start_wandb_run(mode: str, where: Path, init_timeout: float = 60, **kwargs):
     report run and the reopening of runs to add saving_wall say nothing unless something fails."""
     import wandb
 
-    train = kwargs.get("job_type") == "train"
+    train = kwargs.get("job_type") in ("train", "search")
     said = False
     if mode == "online" and not has_wandb_credentials():
         if train:
@@ -64,11 +64,11 @@ def start_wandb_run(mode: str, where: Path, init_timeout: float = 60, **kwargs):
 
 class WandbTracker:
     def __init__(self, cfg_logger, run_dir: Path, config: dict, name: str, group: str, tags: list[str],
-                 run_id: str | None = None):
+                 run_id: str | None = None, job_type: str = "train"):
         resume = dict(id=run_id, resume="allow") if run_id else {}
         self.run = start_wandb_run(cfg_logger.mode, run_dir, cfg_logger.get("init_timeout", 60),
                                    project=cfg_logger.project, entity=cfg_logger.get("entity"),
-                                   group=group, name=name, job_type="train", tags=tags, config=config, **resume)
+                                   group=group, name=name, job_type=job_type, tags=tags, config=config, **resume)
         self.run.define_metric("epoch")
         self.run.define_metric("*", step_metric="epoch")
 
@@ -105,12 +105,15 @@ def log_report_to_wandb(report, cfg_logger, sweep_dir: Path) -> None:
 
 
 def add_saving_wall_to_wandb(runs) -> None:
-    """Reopen each run's W&B run (online or offline, by id) to add the saving_wall now known."""
+    """Reopen each run's W&B run (online or offline, by id) to add what its baseline, now known,
+    tells: saving_wall, baseline/test_acc and delta_acc_pp."""
     for r in runs:
         info = r.summary.get("wandb")
         if not info:
             continue
         run = start_wandb_run(info["mode"], r.path, id=info["id"], project=info["project"], entity=info["entity"],
                               resume="allow")
-        run.summary["saving_wall"] = r.summary["saving_wall"]
+        for key in ("saving_wall", "baseline/test_acc", "delta_acc_pp"):
+            if r.summary.get(key) is not None:
+                run.summary[key] = r.summary[key]
         run.finish()
