@@ -209,3 +209,22 @@ def test_a_sweeps_wandb_runs_carry_what_a_dashboard_compares(tmp_path):
     assert info.summary["baseline/test_acc"] == json.loads((sweep / "0_full" / "summary.json").read_text())[
         "final/test_acc"]
     assert full.summary["delta_acc_pp"] == 0.0
+
+
+def test_a_sweeps_report_run_holds_native_charts_and_the_report_as_an_artifact(tmp_path):
+    from wandb_files import offline_runs, records
+
+    sweep = tmp_path / "sweep"
+    result = run_cli(["-m", "prune=full,infobatch", "seed=0,1", *TINY_WANDB, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (report,) = offline_runs(sweep)
+    assert report.job_type == "report" and report.group == "synthetic-cnn_small-sweep"
+    logged = {k for row in report.history for k in row}
+    for chart in ("report/delta_acc_vs_wall_saving", "report/delta_acc_vs_sample_saving", "report/test_acc_curves"):
+        assert any(k.startswith(chart) for k in logged), (chart, sorted(logged))
+    (path,) = sweep.glob("wandb/offline-run-*/run-*.wandb")
+    kinds = [r.WhichOneof("record_type") for r in records(path)]
+    assert "artifact" in kinds or "use_artifact" in kinds, kinds
+    manifest = "\n".join(str(r) for r in records(path) if r.WhichOneof("record_type") == "artifact")
+    for name in ("report.md", "report.csv", "accuracy_vs_saving.png"):
+        assert name in manifest, name

@@ -8,6 +8,7 @@ import logging
 import math
 import netrc
 import os
+import statistics
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -100,8 +101,52 @@ def log_report_to_wandb(report, cfg_logger, sweep_dir: Path) -> None:
                           config={"sweep_dir": str(sweep_dir)})
     table = wandb.Table(columns=CSV_COLUMNS, data=[[row[c] for c in CSV_COLUMNS] for row in report.rows])
     images = {f"report/{p.stem}": wandb.Image(str(p)) for p in report.files if p.suffix == ".png"}
-    run.log({"report/table": table, **images})
+    run.log({"report/table": table, **native_charts(report), **images})
+    artifact = wandb.Artifact(f"report-{sweep_dir.name}", type="report",
+                              description="report.md, report.csv and the plots of the sweep's comparison")
+    for path in report.files:
+        artifact.add_file(str(path))
+    run.log_artifact(artifact)
     run.finish()
+
+
+POINT_COLUMNS = ["label", "strategy", "seeds", "saving_wall", "saving_samples", "delta_acc_pp", "final_acc"]
+
+
+def native_charts(report) -> dict:
+    """W&B's own charts of the comparison, drawn from W&B Tables (a dashboard can restyle them):
+    Δacc against the wall-clock and the sample saving, a point per strategy (its mean over seeds),
+    and the test accuracy per epoch of each strategy, its mean and its mean ± sd over seeds."""
+    import wandb
+
+    points = wandb.Table(columns=POINT_COLUMNS, data=[
+        [r["label"], r["strategy"], r["seeds"], 100 * r["saving_wall_mean"], 100 * r["saving_samples_mean"],
+         0.0 if r["strategy"] == "full" else 100 * r["acc_diff_mean"], 100 * r["final_acc_mean"]]
+        for r in report.rows])
+    charts = {
+        "report/delta_acc_vs_wall_saving": wandb.plot.scatter(
+            points, "saving_wall", "delta_acc_pp", title="Δacc (pp) against the wall-clock saving (%)"),
+        "report/delta_acc_vs_sample_saving": wandb.plot.scatter(
+            points, "saving_samples", "delta_acc_pp", title="Δacc (pp) against the sample saving (%)"),
+    }
+    keys, xs, ys = [], [], []
+    for g in report.groups:
+        curves = [[row["test/acc"] for row in r.rows] for r in g.runs if r.rows]
+        if not curves:
+            continue
+        epochs = min(len(c) for c in curves)
+        columns = list(zip(*(c[:epochs] for c in curves)))
+        mean = [statistics.fmean(col) for col in columns]
+        sd = [statistics.stdev(col) if len(col) > 1 else 0.0 for col in columns]
+        for suffix, values in (("", mean), (" - sd", [m - d for m, d in zip(mean, sd)]),
+                               (" + sd", [m + d for m, d in zip(mean, sd)])):
+            keys.append(g.label + suffix)
+            xs.append(list(range(1, epochs + 1)))
+            ys.append([100 * v for v in values])
+    if keys:
+        charts["report/test_acc_curves"] = wandb.plot.line_series(
+            xs=xs, ys=ys, keys=keys, title="Test accuracy (%) per epoch: mean and mean ± sd over seeds", xname="epoch")
+    return charts
 
 
 def add_saving_wall_to_wandb(runs) -> None:
