@@ -216,7 +216,7 @@ def main() -> None:
                 sys.exit(0 if verdict[0] == preflight.Finished.__name__ else 2)
             sys.argv += launch.pinned
         os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing: errors are ours to word
-        SweepReport.failed_jobs = 0
+        SweepReport.failed_jobs, SweepReport.report_error = 0, None
         run()
     except UserError as exc:
         fail(str(exc))
@@ -242,6 +242,8 @@ def main() -> None:
         folders.release_all()
         if user_setting is None:
             os.environ.pop("HYDRA_FULL_ERROR", None)
+    if SweepReport.report_error:
+        fail(SweepReport.report_error, status=1)
     if SweepReport.failed_jobs:
         fail(f"{SweepReport.failed_jobs} job(s) of the sweep failed; the report lists them.", status=1)
 

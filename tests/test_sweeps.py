@@ -104,3 +104,18 @@ def test_a_sibling_job_with_a_damaged_record_is_no_twin_and_no_failure(tmp_path,
         (tmp_path / name / ".hydra" / "config.yaml").write_text(text)
         (tmp_path / name / "summary.json").write_text("{}")
     assert repeats.finished_twin(cfg, tmp_path / "2_full", tmp_path) == tmp_path / "1_full"
+
+
+def test_a_report_that_cannot_be_written_fails_the_sweep_in_one_sentence(tmp_path, monkeypatch, capsys):
+    """Hydra only warns when a callback raises: the sweep used to exit 0 with no report."""
+    from infobatch_runner.results import report
+
+    def broken(*args, **kwargs):
+        raise ImportError("cannot import name 'against'")
+
+    monkeypatch.setattr(report, "write_report", broken)
+    sweep = tmp_path / "sweep"
+    status, out = run_main(monkeypatch, capsys, ["-m", "prune=full,infobatch", *TINY, f"hydra.sweep.dir={sweep}"])
+    assert status == 1 and "Traceback" not in out, out
+    assert (f"infobatch-run: error: the sweep's report could not be written (cannot import name 'against'); write it "
+            f"with infobatch-report {sweep}") in out, out

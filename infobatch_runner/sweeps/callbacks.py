@@ -6,13 +6,25 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from infobatch_runner.errors import first_line
+
 log = logging.getLogger(__name__)
 
 
 class SweepReport(Callback):
     failed_jobs = 0  # read by the CLI once the sweep is over: any failure makes its exit status 1
+    report_error: str | None = None  # why the report could not be written (the CLI exits 1 saying so)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        """Hydra only warns when a callback raises, and the sweep would exit 0 without its report:
+        the failure is kept for the CLI to say in one sentence, with the command that writes it."""
+        try:
+            self._report(config)
+        except Exception as exc:
+            SweepReport.report_error = (f"the sweep's report could not be written ({first_line(exc)}); write it with "
+                                        f"infobatch-report {config.hydra.sweep.dir}")
+
+    def _report(self, config: DictConfig) -> None:
         from infobatch_runner.results.render import compact_table
         from infobatch_runner.results.report import write_report
         from infobatch_runner.results.runs import UNFINISHED
