@@ -149,7 +149,7 @@ def previous_state(cfg: DictConfig, run_dir: Path, before_hydra: bool = False) -
     before_hydra: checked ahead of Hydra, whose own record (.hydra/) of an earlier run counts too.
     """
     run_dir = Path(run_dir)
-    where = f"choose another hydra.run.dir"
+    where = "choose another hydra.run.dir"
     if cfg.resume != "auto":
         if holds_a_run(run_dir) if before_hydra else results_in(run_dir):
             raise UserError(f"{run_dir} already holds a run; continue it with resume=auto or {where}.")
