@@ -129,7 +129,7 @@ def group_of(opt, p) -> dict:
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_no_weight_decay_on_biases_and_normalisation_parameters(name):
     net = small_net()
-    conv, bn = net[0], net[1]
+    conv, bn, fc = net[0], net[1], net[4]
     opt = build_optimizer(OmegaConf.create(OPTIMIZERS[name]), net)
     for p in (conv.bias, bn.weight, bn.bias, fc.bias):
         assert group_of(opt, p)["weight_decay"] == 0.0
