@@ -228,3 +228,21 @@ def test_a_sweeps_report_run_holds_native_charts_and_the_report_as_an_artifact(t
     manifest = "\n".join(str(r) for r in records(path) if r.WhichOneof("record_type") == "artifact")
     for name in ("report.md", "report.csv", "accuracy_vs_saving.png"):
         assert name in manifest, name
+
+
+def test_a_run_reopened_to_add_its_baseline_keeps_its_name_group_and_job_type(tmp_path, monkeypatch, capsys):
+    """Offline, reopening a run by id writes a second run folder: it must be the same run to W&B."""
+    from infobatch_runner.results.runs import read_run
+    from infobatch_runner.results.wandb_runs import add_saving_wall_to_wandb
+    from wandb_files import offline_runs
+
+    run_dir = tmp_path / "run"
+    status, out = run_main(monkeypatch, capsys, TINY_WANDB + [f"hydra.run.dir={run_dir}"])
+    assert status in (0, None), out
+    run = read_run(run_dir)
+    run.summary.update({"saving_wall": 0.25, "baseline/test_acc": 0.5, "delta_acc_pp": -1.0})
+    add_saving_wall_to_wandb([run])
+    first, again = offline_runs(run_dir)
+    assert (again.name, again.group, again.job_type, again.tags) == (first.name, first.group, first.job_type,
+                                                                     first.tags)
+    assert again.summary["saving_wall"] == 0.25 and again.summary["delta_acc_pp"] == -1.0

@@ -37,7 +37,7 @@ def start_wandb_run(mode: str, where: Path, init_timeout: float = 60, **kwargs):
     report run and the reopening of runs to add saving_wall say nothing unless something fails."""
     import wandb
 
-    train = kwargs.get("job_type") in ("train", "search")
+    train = kwargs.get("job_type") in ("train", "search") and not kwargs.pop("reopened", False)
     said = False
     if mode == "online" and not has_wandb_credentials():
         if train:
@@ -74,9 +74,12 @@ class WandbTracker:
         self.run.define_metric("*", step_metric="epoch")
 
     def info(self) -> dict:
-        """What it takes to reopen this run later (to add saving_wall once the baseline is known)."""
+        """What it takes to reopen this run later (to add saving_wall once the baseline is known) as
+        the same run: offline, a reopened run is written anew, so it needs its name, group, job type
+        and tags again (else its second folder holds a run without them)."""
         return {"id": self.run.id, "project": self.run.project, "entity": self.run.entity or None,
-                "group": self.run.group, "mode": "offline" if self.run.offline else "online"}
+                "group": self.run.group, "mode": "offline" if self.run.offline else "online",
+                "name": self.run.name, "job_type": self.run.job_type, "tags": list(self.run.tags or ())}
 
     def log_epoch(self, row: dict) -> None:
         # Without a validation split its columns are NaN: W&B gets no val/* series at all.
@@ -156,8 +159,9 @@ def add_saving_wall_to_wandb(runs) -> None:
         info = r.summary.get("wandb")
         if not info:
             continue
+        same = {k: info[k] for k in ("group", "name", "job_type", "tags") if info.get(k)}  # older runs lack some
         run = start_wandb_run(info["mode"], r.path, id=info["id"], project=info["project"], entity=info["entity"],
-                              resume="allow")
+                              resume="allow", reopened=True, **same)
         for key in ("saving_wall", "baseline/test_acc", "delta_acc_pp"):
             if r.summary.get(key) is not None:
                 run.summary[key] = r.summary[key]
