@@ -29,6 +29,16 @@ FAILED = "failed.json"
 TRACEBACK = "traceback.txt"  # beside failed.json when a job failed on a bug rather than on bad input
 
 
+def say(line: str, err: bool = False) -> None:
+    """A line for the user (the terminal, clean, without the log's prefix) that also goes into the
+    job's log file, which otherwise would not hold how the job ended."""
+    print(line, file=sys.stderr if err else sys.stdout, flush=True)
+    record = log.makeRecord(log.name, logging.WARNING if err else logging.INFO, __file__, 0, line, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
 def fail(message: str, status: int = 2):
     print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
     sys.exit(status)
@@ -55,7 +65,7 @@ def run(cfg: DictConfig) -> float | tuple[float, float] | None:
         try:
             folders.hold(run_dir, "hydra.sweep.dir")  # the sweep's process holds it already, unless jobs run elsewhere
         except UserError as exc:  # another process's folder: nothing may be written into it, not even failed.json
-            print(f"{PROG}: job {run_dir.name} not run: {exc}", file=sys.stderr, flush=True)
+            say(f"{PROG}: job {run_dir.name} not run: {exc}", err=True)
             return None
     if cfg.resume is None and requeued():  # a job launched by submitit, run again by SLURM: main() did not see it
         cfg.resume = "auto"
@@ -67,17 +77,18 @@ def run(cfg: DictConfig) -> float | tuple[float, float] | None:
                 (run_dir / record).unlink(missing_ok=True)
         validate(cfg)
         twin = repeats.twin_of(cfg, run_dir, Path(hydra_cfg.sweep.dir),
-                               lambda line: print(f"{PROG}: job {run_dir.name} {line}.", flush=True)) if multirun else None
+                               lambda line: say(f"{PROG}: job {run_dir.name} {line}.")) if multirun else None
         if twin is not None:
             repeats.record_twin(run_dir, twin)
             ignored = ", ".join(f"prune.{k}" for k in sorted(ignored_params(cfg.prune))) or "nothing"
-            print(f"{PROG}: job {run_dir.name} makes the same run as {twin.name} (prune={cfg.prune.name} ignores "
-                  f"{ignored}): skipped, its results are {twin.name}'s.", flush=True)
+            say(f"{PROG}: job {run_dir.name} makes the same run as {twin.name} (prune={cfg.prune.name} ignores "
+                f"{ignored}): skipped, its results are {twin.name}'s.")
             return objective_of(cfg.objective, json.loads((twin / "summary.json").read_text()))
         summary = train(cfg, run_dir, Path(hydra_cfg.sweep.dir) if multirun else None)
     except UserError as exc:
         if not multirun:
-            fail(str(exc))
+            say(f"{PROG}: error: {exc}", err=True)  # the run's log says how it ended, too
+            sys.exit(2)
         return job_failed(run_dir, exc, list(hydra_cfg.overrides.task))
     except Interrupted as exc:
         message = str(exc)
@@ -85,10 +96,10 @@ def run(cfg: DictConfig) -> float | tuple[float, float] | None:
             sweep_dir = Path(hydra_cfg.sweep.dir)
             message = (message.replace(f"hydra.run.dir={run_dir}", f"hydra.sweep.dir={sweep_dir}")
                        + " and the sweep's own overrides (its finished jobs are kept)")
-            print(f"{PROG}: job {run_dir.name} {message}", file=sys.stderr, flush=True)
+            say(f"{PROG}: job {run_dir.name} {message}", err=True)
             report_so_far(sweep_dir, cfg.logger)
         else:
-            print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+            say(f"{PROG}: {message}", err=True)
         requeue = signal.getsignal(signal.SIGUSR2)
         if exc.signal == "SIGUSR2" and callable(requeue):  # submitit's handler: it requeues the job, then exits
             requeue(signal.SIGUSR2, None)
@@ -97,14 +108,15 @@ def run(cfg: DictConfig) -> float | tuple[float, float] | None:
         memory = out_of_memory(exc)
         if memory is not None:
             if not multirun:
-                fail(str(memory))
+                say(f"{PROG}: error: {memory}", err=True)
+                sys.exit(2)
             return job_failed(run_dir, memory, list(hydra_cfg.overrides.task))
         if not multirun:
             raise
         (run_dir / TRACEBACK).write_text(traceback.format_exc())
         return job_failed(run_dir, exc, list(hydra_cfg.overrides.task))
     if world_from_env().is_main:
-        print(closing_line(summary, cfg.objective), flush=True)
+        say(closing_line(summary, cfg.objective))
     return objective_of(cfg.objective, summary)  # what a Hydra sweeper (e.g. Optuna) optimises
 
 
@@ -125,7 +137,7 @@ def job_failed(run_dir: Path, exc: BaseException, overrides: list[str]) -> None:
     """Record a sweep job's failure in its folder (the report lists it) and say so in one line."""
     message = first_line(exc)
     where = f" (traceback in {run_dir / TRACEBACK})" if (run_dir / TRACEBACK).exists() else ""
-    print(f"{PROG}: job {run_dir.name} failed: {message}{where}", file=sys.stderr, flush=True)
+    say(f"{PROG}: job {run_dir.name} failed: {message}{where}", err=True)
     try:
         (run_dir / FAILED).write_text(json.dumps({"error": message, "type": type(exc).__name__,
                                                   "overrides": overrides}, indent=2) + "\n")

@@ -246,3 +246,18 @@ def test_a_run_reopened_to_add_its_baseline_keeps_its_name_group_and_job_type(tm
     assert (again.name, again.group, again.job_type, again.tags) == (first.name, first.group, first.job_type,
                                                                      first.tags)
     assert again.summary["saving_wall"] == 0.25 and again.summary["delta_acc_pp"] == -1.0
+
+
+def test_a_jobs_log_file_says_how_it_ended(tmp_path, monkeypatch, capsys):
+    """The closing line, a twin's 'skipped' line and a failure went to the terminal only."""
+    sweep = tmp_path / "sweep"
+    status, out = run_main(monkeypatch, capsys, ["-m", "prune=full,infobatch", "prune.ratio=0.3,0.5", *TINY,
+                                                 "trainer.epochs=1", f"hydra.sweep.dir={sweep}"])
+    assert status in (0, None), out
+    assert "final test acc" in (sweep / "0_full" / "infobatch-run.log").read_text()
+    skipped = [p for p in sweep.glob("*_full") if (p / "same_as.json").exists()]
+    assert skipped and "skipped, its results are" in (skipped[0] / "infobatch-run.log").read_text()
+    run = tmp_path / "run"  # a run refused after Hydra started its log: the sentence is in the log too
+    status, out = run_main(monkeypatch, capsys, TINY + ["model=resnet18", "dataset.image_size=8", "trainer.batch_size=1",
+                                                        f"hydra.run.dir={run}"])
+    assert status == 2 and "trainer.batch_size to 2 or more" in (run / "infobatch-run.log").read_text(), out
