@@ -32,6 +32,16 @@ def _mean_curve(group, key: str) -> list[float]:
             for e in range(length)]
 
 
+def _sd_curve(group, key: str) -> list[float]:
+    """Per epoch, the sd over seeds of each seed's mean over its runs (0 with a single seed)."""
+    per_seed = _seed_runs(group)
+    length = min((len(r.rows) for runs in per_seed for r in runs), default=0)
+    if len(per_seed) < 2:
+        return [0.0] * length
+    return [statistics.stdev(statistics.fmean(r.rows[e][key] for r in runs) for runs in per_seed)
+            for e in range(length)]
+
+
 def _mean_time_axis(group) -> list[float]:
     """Cumulative training time at each epoch's end, starting after the scoring phase; mean over seeds
     of each seed's mean over its runs."""
@@ -111,12 +121,18 @@ def accuracy_curves(groups, path: Path) -> Path:
                      linestyle="--" if g.strategy == "full" else "-")
         label = "full data (baseline)" if g.strategy == "full" else g.label
         acc = [100 * a for a in _mean_curve(g, "test/acc")]
-        by_epoch.plot(range(1, len(acc) + 1), acc, label=label, **style)
-        by_time.plot(_mean_time_axis(g), acc, label=label, **style)
+        sd = [100 * d for d in _sd_curve(g, "test/acc")]
+        epochs, times = range(1, len(acc) + 1), _mean_time_axis(g)
+        by_epoch.plot(epochs, acc, label=label, **style)
+        by_time.plot(times, acc, label=label, **style)
+        if any(sd):  # the spread over seeds: mean ± sd
+            low, high = [a - d for a, d in zip(acc, sd)], [a + d for a, d in zip(acc, sd)]
+            by_epoch.fill_between(epochs, low, high, color=style["color"], alpha=0.15, linewidth=0)
+            by_time.fill_between(times, low, high, color=style["color"], alpha=0.15, linewidth=0)
     by_epoch.xaxis.set_major_locator(MaxNLocator(integer=True))
     by_epoch.set_xlabel("epoch")
     by_epoch.set_ylabel("test accuracy (%)")
-    by_epoch.set_title("Test accuracy per epoch")
+    by_epoch.set_title("Test accuracy per epoch (mean, ± sd over seeds shaded)")
     by_time.set_xlabel("training time incl. scoring (s)")
     by_time.set_title("Test accuracy over wall-clock time")
     for ax in (by_epoch, by_time):
