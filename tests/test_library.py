@@ -4,6 +4,7 @@ epoch's before it starts, the loss is mean(w * loss), shards are equal, state ro
 
 import collections
 import io
+import json
 import re
 import subprocess
 import sys
@@ -384,3 +385,30 @@ def test_bad_library_input_is_refused_before_any_state_changes(call, error, matc
     after = io.BytesIO()
     torch.save(pruner.state_dict(), after)
     assert before.getvalue() == after.getvalue(), "nothing changed"
+
+
+def mistakes_rank_main(rank, store, out):
+    early = Pruner("infobatch", N, EPOCHS, seed=0)  # built before init_process_group: one process's plans
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    said = {}
+    try:
+        early.set_epoch(0)
+    except RuntimeError as exc:
+        said["early"] = str(exc)
+    seeded = Pruner("random_dynamic", N, EPOCHS, seed=rank, ratio=0.5)  # each rank its own seed
+    try:
+        seeded.set_epoch(0)
+    except RuntimeError as exc:
+        said["seeds"] = str(exc)
+    agreeing = Pruner("random_dynamic", N, EPOCHS, seed=3, ratio=0.5)
+    agreeing.set_epoch(0)  # the same seed: no error
+    (out / f"said{rank}.json").write_text(json.dumps(said))
+    dist.destroy_process_group()
+
+
+def test_distributed_setup_mistakes_are_one_clear_error_on_every_rank(tmp_path):
+    mp.spawn(mistakes_rank_main, args=(str(tmp_path / "store"), tmp_path), nprocs=2, join=True)
+    for rank in (0, 1):
+        said = json.loads((tmp_path / f"said{rank}.json").read_text())
+        assert "built before torch.distributed was initialised" in said["early"]
+        assert "the ranks planned epoch 0 differently" in said["seeds"] and "same seed" in said["seeds"]

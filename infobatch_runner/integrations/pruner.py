@@ -103,6 +103,7 @@ class Pruner:
         self.epochs = self.strategy.epochs
         self.device = self.strategy.device
         self.world = resolve_world(num_replicas, rank)
+        self._world_given = num_replicas is not None
         self.epoch = 0  # the epoch whose plan is current, or is planned on first use
         self.plan: Plan | None = None  # the whole epoch's plan, the same on every rank
         self.local: Plan | None = None  # this rank's shard of it
@@ -124,8 +125,34 @@ class Pruner:
         self._walked = False  # an explicit epoch: the sampler does not move on by itself this time
         if self.plan is not None and epoch == self.epoch:
             return
+        self._check_world()
         self.end_epoch()
         self._install(epoch, self.strategy.plan(epoch))
+        self._check_ranks_agree()
+
+    def _check_world(self) -> None:
+        """A Pruner built before init_process_group plans for one process: every rank would train
+        the whole plan."""
+        initialised = dist.is_available() and dist.is_initialized()
+        if initialised and not self._world_given and self.world.size == 1 and dist.get_world_size() > 1:
+            raise RuntimeError(f"this Pruner was built before torch.distributed was initialised, so it plans for one "
+                               f"process, while {dist.get_world_size()} ranks run; build it after "
+                               "init_process_group, or pass num_replicas and rank")
+
+    def _check_ranks_agree(self) -> None:
+        """Under torchrun every rank must compute the same plan (same seed, same parameters, same
+        observations): one small all-gather of the plan's fingerprint per epoch, read once."""
+        if self.world.size == 1 or not (dist.is_available() and dist.is_initialized()):
+            return
+        mine = torch.stack([torch.tensor(self.epoch), torch.tensor(len(self.plan)), self.plan.indices.sum().cpu(),
+                            (self.plan.weights.double().sum().cpu() * 1e6).round().long()]).to(self.plan.indices.device)
+        every = [torch.empty_like(mine) for _ in range(self.world.size)]
+        dist.all_gather(every, mine)
+        prints = [tuple(int(v) for v in t.tolist()) for t in every]
+        if len(set(prints)) > 1:
+            raise RuntimeError(f"the ranks planned epoch {self.epoch} differently (length, index sum per rank: "
+                               f"{[(p[1], p[2]) for p in prints]}); build every rank's Pruner with the same seed and "
+                               "parameters")
 
     def next_epoch_if_walked(self) -> None:
         """For loops that never call set_epoch: once a batch sampler has gone through the whole
