@@ -114,6 +114,11 @@ class Pruner:
         # the sampler is measured or iterated, so len() is right whenever the trainer asks.
         self.epoch_source: Callable[[], int] | None = None
         self._walked = False  # a batch sampler went through the whole current plan since set_epoch
+        # Batches of the current epoch this rank has observed (trained), which a state saved
+        # mid-epoch records: the sampler of the restored Pruner starts after them. Counted at observe,
+        # not at the sampler, which a prefetching DataLoader runs ahead of the training.
+        self.batches_done = 0
+        self._resume_at = 0
 
     # -- the plan ------------------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -183,6 +188,7 @@ class Pruner:
 
     def _install(self, epoch: int, plan: Plan) -> None:
         self.epoch, self.plan = epoch, plan
+        self.batches_done = self._resume_at = 0
         self.local = shard(plan, self.world)
         self._weight_of = torch.zeros(self.num_samples, dtype=torch.float32, device=plan.weights.device)
         self._weight_of.index_copy_(0, plan.indices, plan.weights.float())
@@ -218,6 +224,7 @@ class Pruner:
         if losses.dim() != 1 or losses.shape[0] != idx.shape[0]:
             raise ValueError(f"observe() takes one loss per sample: got losses of shape {tuple(losses.shape)} for "
                              f"{idx.shape[0]} indices")
+        self.batches_done += 1
         values = losses.detach().float().to(self.device)
         if self._pending is not None:
             self._pending.observe(idx, values)
@@ -254,7 +261,8 @@ class Pruner:
                                "before state_dict()")
         plan = None if self.plan is None else {"indices": self.plan.indices.cpu(), "weights": self.plan.weights.cpu()}
         return {"name": self.strategy.name, "num_samples": self.num_samples, "epoch": self.epoch, "plan": plan,
-                "params": dict(self.params), "strategy": self.strategy.state_dict()}
+                "params": dict(self.params), "batches_done": self.batches_done, "walked": self._walked,
+                "strategy": self.strategy.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         if state["name"] != self.strategy.name or state["num_samples"] != self.num_samples:
@@ -271,6 +279,10 @@ class Pruner:
         if state["plan"] is not None:
             p = state["plan"]
             self._install(state["epoch"], Plan(p["indices"].to(self.device), p["weights"].to(self.device)))
+            # mid-epoch: the sampler goes on after the batches already trained (states of earlier versions: 0)
+            self.batches_done = self._resume_at = state.get("batches_done", 0)
+            # a prefetching loader may have walked the plan already; what counts is what was trained
+            self._walked = state.get("walked", False) and not self._resume_at
 
     def __repr__(self) -> str:
         return (f"Pruner({self.strategy.name}, num_samples={self.num_samples}, epochs={self.epochs}, "
@@ -293,17 +305,27 @@ class PrunedBatchSampler(Sampler):
         """DistributedSampler's hook (Lightning and many loops call it): plans `epoch`."""
         self.pruner.set_epoch(epoch)
 
+    def _start_pass(self) -> None:
+        """Which epoch the next pass walks: a state restored after all of its epoch's batches counts
+        as a walked plan (the pass is the next epoch's), then the rule of next_epoch_if_walked."""
+        pruner = self.pruner
+        if pruner._resume_at and pruner._resume_at >= len(batch_starts(len(pruner.current()), self.batch_size)):
+            pruner._resume_at, pruner._walked = 0, True
+        pruner.next_epoch_if_walked()
+
     def __len__(self) -> int:
-        self.pruner.next_epoch_if_walked()
-        return len(batch_starts(len(self.pruner.current()), self.batch_size))
+        """The batches this pass hands out: the epoch's, less those a restored state already trained."""
+        self._start_pass()
+        return len(batch_starts(len(self.pruner.current()), self.batch_size)) - self.pruner._resume_at
 
     def __iter__(self):
-        self.pruner.next_epoch_if_walked()
-        return _batches(self.pruner, self.pruner.local_indices(), self.batch_size)  # the plan is read now
+        self._start_pass()
+        first, self.pruner._resume_at = self.pruner._resume_at, 0  # a restored state resumes once, mid-epoch
+        return _batches(self.pruner, self.pruner.local_indices(), self.batch_size, first)  # the plan is read now
 
 
-def _batches(pruner: Pruner, indices: list[int], batch_size: int):
-    for a, b in batch_slices(len(indices), batch_size):
+def _batches(pruner: Pruner, indices: list[int], batch_size: int, first: int = 0):
+    for a, b in batch_slices(len(indices), batch_size, first):
         yield indices[a:b]
     pruner._walked = True  # the whole plan was handed out: without set_epoch, the next pass is the next epoch
 
