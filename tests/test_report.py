@@ -588,3 +588,13 @@ def test_the_learning_curves_show_the_spread_over_seeds(tmp_path):
     assert _mean_curve(info, "test/acc") == pytest.approx([0.799, 0.899])
     one = info_group(write_report([sweep(tmp_path / "one", seeds=(0,))], tmp_path / "out1").groups)
     assert _sd_curve(one, "test/acc") == [0.0, 0.0]
+
+
+def test_the_console_table_keeps_long_labels_apart():
+    rows = [{"label": f"epsilon_greedy target_saving={t}", "strategy": "epsilon_greedy", "runs": 3, "seeds": 3,
+             "final_acc_mean": 0.9, "final_acc_sd": 0.001, "acc_diff_mean": -0.003, "acc_diff_sd": 0.002,
+             "saving_wall_mean": t, "saving_wall_sd": 0.01, "wall_unreliable": "", "saving_samples_mean": t,
+             "verdict": "inconclusive", "fewer_epochs": ""} for t in (0.3, 0.5)]
+    lines = compact_table(rows).splitlines()
+    assert lines[2].startswith("epsilon_greedy target_saving=0.3 ") and lines[3].startswith(
+        "epsilon_greedy target_saving=0.5 ")

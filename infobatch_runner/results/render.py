@@ -197,8 +197,10 @@ def markdown(groups: list[Group], tolerance: float, skipped: list[tuple[Path, st
 
 
 def compact_table(rows: list[dict]) -> str:
-    """The few columns that fit a terminal, one line per strategy."""
-    head = (f"{'strategy':<28} {'runs':>4} {'seeds':>5} {'final acc':>15} {'Δacc pp':>14} {'wall saving':>13} "
+    """The few columns that fit a terminal, one line per strategy; the strategy column as wide as its
+    longest label (up to 60 characters), so that rows differing at their end stay apart."""
+    width = min(max([28] + [len(r["label"]) for r in rows]), 60)
+    head = (f"{'strategy':<{width}} {'runs':>4} {'seeds':>5} {'final acc':>15} {'Δacc pp':>14} {'wall saving':>13} "
             f"{'samples':>8}  verdict")
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -207,7 +209,7 @@ def compact_table(rows: list[dict]) -> str:
                 return "n/a"
             return f"{scale * mean:.{d}f}" + ("" if math.isnan(sd) else f"±{scale * sd:.{d}f}")
         wall = pm(r["saving_wall_mean"], r["saving_wall_sd"], d=1) + (UNRELIABLE if r["wall_unreliable"] else "")
-        lines.append(f"{r['label'][:28]:<28} {r['runs']:>4} {r['seeds']:>5} "
+        lines.append(f"{r['label'][:width]:<{width}} {r['runs']:>4} {r['seeds']:>5} "
                      f"{pm(r['final_acc_mean'], r['final_acc_sd']):>15} "
                      f"{'0' if r['strategy'] == 'full' else pm(r['acc_diff_mean'], r['acc_diff_sd']):>14} "
                      f"{wall:>13} "
