@@ -47,14 +47,18 @@ def main() -> None:
     given = [o.split("=", 1)[1] for o in overrides if o.startswith("hydra.sweep.dir=")]
     sweep_dir = Path(given[-1] if given else f"outputs/leaderboard/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
     sys.argv = [sys.argv[0], *command([o for o in overrides if not o.startswith("hydra.sweep.dir=")], sweep_dir)]
+
+    def explain() -> str | None:
+        if not only_unreachable(sweep_dir):
+            return None  # a real failure: the CLI says so and exits 1
+        return (f"leaderboard: the failed jobs refused savings their strategies cannot reach; the table says "
+                f"\"unattainable\" there. Report: {sweep_dir / 'report.md'}")
+
+    cli.explain_failures = explain
     try:
         cli.main()
-    except SystemExit as exc:
-        if exc.code == 1 and only_unreachable(sweep_dir):
-            print(f"leaderboard: the failed jobs refused savings their strategies cannot reach; the table says "
-                  f"\"unattainable\" there. Report: {sweep_dir / 'report.md'}", flush=True)
-            return
-        raise
+    finally:
+        cli.explain_failures = None
 
 
 if __name__ == "__main__":

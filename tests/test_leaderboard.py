@@ -13,8 +13,10 @@ def test_the_leaderboard_protocol_at_a_tiny_size(tmp_path, monkeypatch, capsys):
     sweep = tmp_path / "board"
     monkeypatch.setattr(sys, "argv", ["leaderboard", *TINY, f"hydra.sweep.dir={sweep}"])
     leaderboard.main()  # returns: the only failures are savings a strategy cannot reach
-    out = capsys.readouterr().out
-    assert "unattainable" in out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "unattainable" in out and "leaderboard: the failed jobs refused savings" in out
+    assert "error:" not in captured.err, "expected refusals are explained, not reported as an error first"
 
     jobs = sorted((p for p in sweep.iterdir() if (p / "summary.json").exists()), key=lambda p: int(p.name.split("_")[0]))
     seeds = [json.loads((p / "summary.json").read_text())["seed"] for p in jobs]
