@@ -178,8 +178,8 @@ def test_sigterm_during_scoring_stops_at_a_proxy_batch_and_claims_no_checkpoint(
 # --- trainer.checkpoint_every ------------------------------------------------------------------
 
 
-def sigterm_after_epoch(monkeypatch, epochs_done: int):
-    """SIGTERM to this process right after the evaluation of epoch `epochs_done` (1-based)."""
+def sigterm_after_epoch(monkeypatch, epochs_done: int, sig: int = signal.SIGTERM):
+    """SIGTERM (or `sig`) to this process right after the evaluation of epoch `epochs_done` (1-based)."""
     from infobatch_runner.engine import train as train_module
 
     real, calls = train_module.evaluate, {"n": 0}
@@ -188,7 +188,7 @@ def sigterm_after_epoch(monkeypatch, epochs_done: int):
         out = real(*args, **kwargs)
         calls["n"] += 1
         if calls["n"] == epochs_done:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), sig)
         return out
 
     monkeypatch.setattr(train_module, "evaluate", evaluate)
@@ -314,18 +314,7 @@ def test_sigusr2_checkpoints_then_hands_the_job_to_submitits_requeue(tmp_path, m
 
     previous = signal.signal(signal.SIGUSR2, submitit_requeue)
     try:
-        from infobatch_runner.engine import train as train_module
-
-        real, seen = train_module.evaluate, {"n": 0}
-
-        def evaluate(*args, **kwargs):
-            out = real(*args, **kwargs)
-            seen["n"] += 1
-            if seen["n"] == 1:
-                os.kill(os.getpid(), signal.SIGUSR2)
-            return out
-
-        monkeypatch.setattr(train_module, "evaluate", evaluate)
+        sigterm_after_epoch(monkeypatch, 1, signal.SIGUSR2)
         run = tmp_path / "run"
         status, out = run_main(monkeypatch, capsys, TINY + ["trainer.checkpoint_every=2", f"hydra.run.dir={run}"])
     finally:
