@@ -58,6 +58,7 @@ bench: ready
 	$(PY) -m bench.savings $(BENCH_ARGS)
 	$(PY) -m bench.loader_speed $(BENCH_ARGS)
 	$(PY) -m bench.optimizer_speed $(BENCH_ARGS)
+	$(PY) -m bench.startup $(BENCH_ARGS)
 	$(PY) -m bench.table
 
 # The GPU smoke test (bench/gpu_check.py): logs and results under $OUT, else outputs/gpu_check/.

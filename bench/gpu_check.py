@@ -59,7 +59,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STRATEGIES = ("full", "short_schedule", "infobatch", "seta", "random_dynamic", "rs2", "epsilon_greedy", "ucb", "el2n",
               "grand", "forgetting", "static_random")
 SCORED = ("el2n", "grand", "forgetting")  # static strategies with a scoring phase
-BENCHMARKS = ("strategy_overhead", "loop_efficiency", "savings", "loader_speed", "optimizer_speed")  # as `make bench`
+BENCHMARKS = ("strategy_overhead", "loop_efficiency", "savings", "loader_speed", "optimizer_speed")  # make bench, less startup (not a GPU figure)
 FASHION_MNIST = (ROOT / ".data" / "fashion-mnist", Path("/usr/share/datasets/fashion-mnist"))
 SEVERITY = ("FAIL", "TIMEOUT", "WARN", "PASS", "SKIP")  # a phase shows its worst check
 THRESHOLDS = {"loop efficiency": 0.9, "savings realisation": 0.9, "loader speed-up": 2.0}

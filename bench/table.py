@@ -11,7 +11,8 @@ def load(name: str) -> dict | None:
 
 
 def main() -> None:
-    smoke = [name for name in ("strategy_overhead", "loop_efficiency", "savings", "loader_speed", "optimizer_speed")
+    smoke = [name for name in ("strategy_overhead", "loop_efficiency", "savings", "loader_speed", "optimizer_speed",
+                               "startup")
              if (load(name) or {}).get("smoke")]
     if smoke:
         print(f"(--smoke sizes in {', '.join(smoke)}: these figures only show that the benchmarks run)\n")
@@ -54,6 +55,14 @@ def main() -> None:
               f"{optimizers['parameters']:,} parameters): " + "; ".join(
                   f"{name.upper()} ours {r['old_ms_per_step']:.1f} ms, timm {r['timm_ms_per_step']:.1f} ms "
                   f"(**{r['speedup']:.2f}x**)" for name, r in optimizers["optimizers"].items()) + ".")
+
+    startup = load("startup")
+    if startup:
+        print(f"\nStart-up (`{startup['command']}`, {startup['machine']}, median of {startup['repeats']} fresh processes): "
+              f"`infobatch-run --help` {startup['help_s']:.2f} s (target < {startup['help_target_s']:g} s); "
+              f"`import infobatch_runner.library` {startup['import_library_s']:.2f} s, of which `import torch` "
+              f"{startup['import_torch_s']:.2f} s (the library's own +{startup['library_over_torch_s']:.2f} s, "
+              f"target < {startup['library_over_torch_target_s']:g} s).")
 
 
 if __name__ == "__main__":

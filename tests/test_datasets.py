@@ -263,7 +263,7 @@ def test_download_without_network_is_one_sentence(tmp_path, offline, name):
 
 
 def test_download_without_network_through_build_data(tmp_path, offline, compose_cfg):
-    from infobatch_runner.data import build_data
+    from infobatch_runner.data.build import build_data
 
     cfg = compose_cfg(["dataset=fashion_mnist", f"dataset.root={tmp_path}", "dataset.download=true"])
     with pytest.raises(UserError) as err:
@@ -371,7 +371,7 @@ def test_corrupt_image_is_one_sentence_also_from_dataloader_workers(tmp_path, nu
 
 
 def test_corrupt_image_through_build_data_with_workers(tmp_path, compose_cfg):
-    from infobatch_runner.data import build_data
+    from infobatch_runner.data.build import build_data
 
     bad = corrupt_tree(tmp_path, truncate)
     cfg = compose_cfg(["dataset=imagenet", f"dataset.root={tmp_path}", "dataset.image_size=24", "dataset.eval_resize=28"])
@@ -392,7 +392,7 @@ def write_labelled_fashion_mnist(root, train_labels, test_labels):
 
 
 def test_limit_train_leaving_one_class_is_one_sentence(tmp_path, compose_cfg):
-    from infobatch_runner.data import build_data
+    from infobatch_runner.data.build import build_data
 
     write_labelled_fashion_mnist(tmp_path, [3, 3, 1, 9], [0, 1])
     cfg = compose_cfg(["dataset=fashion_mnist", f"dataset.root={tmp_path}", "dataset.limit_train=2"])
@@ -404,7 +404,7 @@ def test_limit_train_leaving_one_class_is_one_sentence(tmp_path, compose_cfg):
 
 
 def test_training_files_with_one_class_are_one_sentence(tmp_path, compose_cfg):
-    from infobatch_runner.data import build_data
+    from infobatch_runner.data.build import build_data
 
     write_labelled_fashion_mnist(tmp_path, [4, 4, 4], [0, 1])
     cfg = compose_cfg(["dataset=fashion_mnist", f"dataset.root={tmp_path}"])
@@ -415,7 +415,7 @@ def test_training_files_with_one_class_are_one_sentence(tmp_path, compose_cfg):
 
 @pytest.mark.parametrize("loader", ["auto", "dataloader"])
 def test_num_classes_below_the_labels_is_one_sentence(tmp_path, compose_cfg, loader):
-    from infobatch_runner.data import build_data
+    from infobatch_runner.data.build import build_data
 
     write_labelled_fashion_mnist(tmp_path, [0, 1, 2, 3], [0, 9])  # the test split holds the largest label
     cfg = compose_cfg(["dataset=fashion_mnist", f"dataset.root={tmp_path}", "dataset.num_classes=5"])
@@ -425,7 +425,7 @@ def test_num_classes_below_the_labels_is_one_sentence(tmp_path, compose_cfg, loa
 
 
 def test_folder_num_classes_below_the_class_folders_is_one_sentence(tmp_path, compose_cfg):
-    from infobatch_runner.data import build_data
+    from infobatch_runner.data.build import build_data
 
     write_image_tree(tmp_path)
     cfg = compose_cfg(["dataset=imagenet", f"dataset.root={tmp_path}", "dataset.num_classes=2"])
@@ -435,7 +435,7 @@ def test_folder_num_classes_below_the_class_folders_is_one_sentence(tmp_path, co
 
 
 def test_folder_subset_or_images_of_one_class_are_one_sentence(tmp_path, compose_cfg):
-    from infobatch_runner.data import build_data
+    from infobatch_runner.data.build import build_data
 
     write_image_tree(tmp_path)
     cfg = compose_cfg(["dataset=imagenet", f"dataset.root={tmp_path}", "dataset.limit_train=1"])

@@ -4,6 +4,7 @@ epoch's before it starts, the loss is mean(w * loss), shards are equal, state ro
 
 import collections
 import io
+import math
 import json
 import re
 import subprocess
@@ -199,6 +200,46 @@ def test_lightning_resumed_from_a_checkpoint_plans_as_the_uninterrupted_run(monk
     assert len(whole[1]) < 600
 
 
+def test_a_lightning_callback_reused_for_a_second_fit_plans_that_fits_epochs(monkeypatch, tmp_path):
+    L = pytest.importorskip("lightning.pytorch")
+    from infobatch_runner.integrations.lightning import InfoBatchCallback
+
+    data = fashion_subset(600)
+    rec = Recorder(monkeypatch)
+
+    class Net(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+
+        def train_dataloader(self):
+            return DataLoader(IndexedDataset(data), batch_sampler=self.pruner.batch_sampler(64))
+
+        def training_step(self, batch, batch_idx):
+            x, y, idx = batch
+            return self.pruner.loss(F.cross_entropy(self.net(x), y, reduction="none"), idx)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    def fit(callback, max_epochs):
+        torch.manual_seed(0)
+        L.Trainer(max_epochs=max_epochs, accelerator="cpu", logger=False, enable_progress_bar=False,
+                  enable_checkpointing=False, enable_model_summary=False, default_root_dir=tmp_path,
+                  callbacks=[callback]).fit(Net())
+        plans = [(e, indices) for e, indices, _ in rec.plans]
+        rec.plans.clear()
+        return plans
+
+    reused = InfoBatchCallback("infobatch", 600, seed=0, delta=0.75)
+    fit(reused, 2)
+    second = fit(reused, 6)
+    assert reused.pruner.epochs == 6, "the second fit's max_epochs, not the first's 2"
+    fresh = fit(InfoBatchCallback("infobatch", 600, seed=0, delta=0.75), 6)
+    assert [e for e, _ in second] == list(range(6))
+    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(second, fresh)), "a new fit is a new run"
+
+
 def test_two_replicas_take_equal_shards_that_cover_the_plan():
     pruners = [Pruner("random_dynamic", N, EPOCHS, seed=0, ratio=0.3, num_replicas=2, rank=r) for r in (0, 1)]
     samplers = [PrunedBatchSampler(p, BATCH) for p in pruners]
@@ -304,7 +345,7 @@ def test_a_pruner_from_the_runners_prune_config_is_the_named_one(compose_cfg):
         a.set_epoch(e), b.set_epoch(e)
         assert torch.equal(a.plan.indices, b.plan.indices)
         idx = a.plan.indices
-        a.observe(idx, losses_for(idx, e)), b.observe(idx, losses_for(idx, e))
+        a.observe(indices=idx, losses=losses_for(idx, e)), b.observe(indices=idx, losses=losses_for(idx, e))
     assert len(a.plan) < 300
 
 
@@ -373,7 +414,8 @@ def test_a_state_of_other_parameters_is_refused():
     (lambda p: p.set_epoch(-1), ValueError, r"epoch must be an integer in \[0, 4\)"),
     (lambda p: p.loss(torch.ones(2), torch.tensor([0.0, 1.7])), TypeError, "indices must be integers"),
     (lambda p: p.loss(torch.ones(2), torch.tensor([0, N])), IndexError, rf"indices must be in \[0, {N}\)"),
-    (lambda p: p.observe(torch.tensor([0, 1]), torch.ones(3)), ValueError, "one loss per sample"),
+    (lambda p: p.observe(indices=torch.tensor([0, 1]), losses=torch.ones(3)), ValueError, "one loss per sample"),
+    (lambda p: p.observe(torch.tensor([0, 1]), torch.ones(2)), TypeError, "positional"),
 ])
 def test_bad_library_input_is_refused_before_any_state_changes(call, error, match):
     pruner = Pruner("infobatch", N, EPOCHS, seed=1, delta=0.75)
@@ -451,3 +493,35 @@ def test_a_mid_epoch_kill_and_resume_through_the_library_ends_with_the_same_weig
     whole = train()
     resumed = train(state=train(stop=(1, 3)))
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+def test_a_non_finite_loss_is_left_out_and_its_samples_named_at_the_next_epoch():
+    pruner = Pruner("infobatch", N, EPOCHS, seed=1, ratio=0.5)
+    pruner.set_epoch(0)
+    idx = pruner.plan.indices
+    losses = losses_for(idx, 0)
+    losses[:3] = torch.tensor([math.nan, math.inf, -math.inf])
+    pruner.loss(losses.requires_grad_(), idx)
+    assert torch.isfinite(pruner.strategy.score).all() and pruner.strategy.seen.sum() == N - 3
+    with pytest.warns(UserWarning, match=rf"3 non-finite losses \(NaN or inf\) in epoch 0, of samples "
+                                         rf"{', '.join(map(str, sorted(idx[:3].tolist())))}: left out of the scores"):
+        pruner.set_epoch(1)
+    assert len(pruner.plan) < N, "pruning goes on"
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(ratio=1.5), ValueError, r"^ratio must be in \[0, 1\) \(got 1.5\)"),
+    (dict(ratio=0.5, ratoi=0.3), TypeError, r"^strategy 'infobatch' got an unexpected keyword argument 'ratoi'"),
+    (dict(target_saving=0.99), ValueError, r"^target_saving=0.99 cannot be reached"),
+])
+def test_strategy_errors_are_pythons_types_in_pythons_words(kwargs, error, match):
+    with pytest.raises(error, match=match) as caught:
+        Pruner("infobatch", N, EPOCHS, **kwargs)
+    assert not re.search(r"\bprune[.=]", str(caught.value)), "no Hydra keys in a library error"
+    with pytest.raises(ValueError, match=r"^strategy 'infobtach' is unknown; choose one of el2n, "):
+        Pruner("infobtach", N, EPOCHS)
+
+
+def test_the_default_device_is_the_accelerators_else_the_cpu():
+    expected = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    assert Pruner("infobatch", N, EPOCHS).device == expected

@@ -141,6 +141,25 @@ def test_observe_never_reads_back_to_the_host(name):
 
 
 @pytest.mark.parametrize("name", ALL)
+def test_a_non_finite_loss_leaves_its_sample_as_it_was(name):
+    """An fp16 overflow or one diverged sample: observing NaN and inf for some samples ends in the
+    state of observing only the others (one NaN in InfoBatch's scores used to void its mean, and
+    with it every later epoch's pruning)."""
+    with_bad, without = make(name), make(name)
+    for e in range(3):
+        plan_a, plan_b = with_bad.plan(e), without.plan(e)
+        assert torch.equal(plan_a.indices, plan_b.indices) and torch.equal(plan_a.weights, plan_b.weights), f"epoch {e}"
+        for start in range(0, len(plan_a), BATCH):
+            idx = plan_a.indices[start : start + BATCH]
+            losses = losses_for(idx)
+            bad = idx % 7 == e
+            with_bad.observe(idx, torch.where(bad, torch.tensor([math.nan, math.inf])[idx % 2], losses))
+            without.observe(idx[~bad], losses[~bad])
+    a, b = with_bad.plan(3), without.plan(3)
+    assert torch.equal(a.indices, b.indices) and torch.equal(a.weights, b.weights)
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_a_kept_budget_of_zero_is_refused_naming_the_real_n(name):
     from infobatch_runner.pruning import check_budget
 

@@ -19,7 +19,7 @@ from hydra import compose, initialize_config_module
 
 from conftest import TINY, run_main
 from infobatch_runner.config.validate import validate
-from infobatch_runner.data import build_data
+from infobatch_runner.data.build import build_data
 from infobatch_runner.data.build import VAL_SPLIT_SEED, val_split
 from infobatch_runner.data.synthetic import make_synthetic
 from infobatch_runner.engine.train import closing_line, objective_of, train

@@ -1,5 +1,4 @@
-"""Datasets (readers of real on-disk formats) and the loaders that consume an epoch plan."""
+"""Datasets (readers of real on-disk formats, build.py) and the loaders that consume an epoch plan.
 
-from infobatch_runner.data.build import DataBundle, build_data
-
-__all__ = ["DataBundle", "build_data"]
+Nothing is imported here: the library imports loaders.py alone, without torchvision.
+"""

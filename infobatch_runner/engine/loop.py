@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from infobatch_runner.data import DataBundle
+from infobatch_runner.data.build import DataBundle
 from infobatch_runner.data.loaders import batch_starts
 from infobatch_runner.engine.models import build_model
 from infobatch_runner.engine.optim import build_optimizer

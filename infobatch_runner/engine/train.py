@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from torch.nn.parallel import DistributedDataParallel
 
-from infobatch_runner.data import build_data
+from infobatch_runner.data.build import build_data
 from infobatch_runner.engine import checkpoint
 from infobatch_runner.engine.distributed import (SINGLE, Observations, World, all_sum, any_rank, augment_seed,
                                                  broadcast_tensor, shard, world_from_env)

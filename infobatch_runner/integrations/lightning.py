@@ -13,7 +13,7 @@ as infobatch_runner.lightning, and nothing else in infobatch_runner imports it.
             return self.pruner.loss(F.cross_entropy(self(x), y, reduction="none"), idx)
 
 What it does, and why:
-- setup (fit): builds the Pruner (epochs = the Trainer's max_epochs unless given; the strategy on
+- setup (fit): builds a new Pruner for each fit (epochs = the Trainer's max_epochs unless given; the strategy on
   the Trainer's root device; under DDP num_replicas / rank are the Trainer's world size and global
   rank) and sets it on the module as `pl_module.pruner`.
 - Lightning measures len(train dataloader) only when it (re)loads the dataloaders, and by default
@@ -78,16 +78,17 @@ class InfoBatchCallback(pl.Callback):
         elif reload != 1:
             raise ValueError(f"InfoBatchCallback needs reload_dataloaders_every_n_epochs=1 (or 0), got {reload}: "
                              "every epoch's plan has its own length.")
-        if self.pruner is None:
-            epochs = self.epochs if self.epochs is not None else trainer.max_epochs
-            if epochs is None or epochs < 1:
-                raise ValueError("InfoBatchCallback needs epochs=..., or Trainer(max_epochs=...) >= 1.")
-            device = self.device if self.device is not None else trainer.strategy.root_device
-            self.pruner = Pruner(self.strategy, self.num_samples, epochs, seed=self.seed, device=device,
-                                 num_replicas=world, rank=trainer.global_rank, **self.params)
-            if self._restored:
-                self.pruner.load_state_dict(self._restored)
-                self._restored = None
+        # Every fit is a run of its own (a second fit with the same callback plans for its own
+        # max_epochs); a resumed fit's state is loaded into this pruner, after setup or before it.
+        epochs = self.epochs if self.epochs is not None else trainer.max_epochs
+        if epochs is None or epochs < 1:
+            raise ValueError("InfoBatchCallback needs epochs=..., or Trainer(max_epochs=...) >= 1")
+        device = self.device if self.device is not None else trainer.strategy.root_device
+        self.pruner = Pruner(self.strategy, self.num_samples, epochs, seed=self.seed, device=device,
+                             num_replicas=world, rank=trainer.global_rank, **self.params)
+        if self._restored:
+            self.pruner.load_state_dict(self._restored)
+            self._restored = None
         self.pruner.epoch_source = lambda: _next_epoch(trainer)
         setattr(pl_module, self.attribute, self.pruner)
 

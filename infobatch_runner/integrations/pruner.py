@@ -24,13 +24,34 @@ strategies stay identical.
 from collections.abc import Mapping
 from typing import Callable
 
+import inspect
+import re
+import warnings
+
 import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset, Sampler
 
 from infobatch_runner.data.loaders import batch_slices, batch_starts
 from infobatch_runner.engine.distributed import Observations, World, shard
-from infobatch_runner.pruning import STRATEGIES, Plan, Strategy, build_strategy, check_budget
+from infobatch_runner.errors import UserError
+from infobatch_runner.pruning import RUNNER_KEYS, STRATEGIES, Plan, Strategy, build_strategy, check_budget
+
+
+def python_words(message: str) -> str:
+    """A strategy's message worded for the command line (`prune=seta`, `prune.ratio=...`) in the
+    library's terms: the strategy by its name, its parameters as keyword arguments."""
+    message = re.sub(r"\bprune=(?:'([^']*)'|(\w+))", lambda m: f"strategy {m.group(1) or m.group(2)!r}", message)
+    return re.sub(r"\bprune\.(\w+)", r"\1", message)
+
+
+def default_device() -> torch.device:
+    """Where the losses of a training on this machine are: the current accelerator (the CUDA
+    device torch.cuda.set_device chose, as under torchrun), else the CPU."""
+    accelerator = torch.accelerator.current_accelerator() if torch.accelerator.is_available() else None
+    if accelerator is None:
+        return torch.device("cpu")
+    return torch.device(accelerator.type, torch.accelerator.current_device_index())
 
 
 class _PruneConfig(dict):
@@ -43,14 +64,31 @@ class _PruneConfig(dict):
 
 def make_strategy(strategy, num_samples: int | None, epochs: int | None, seed: int, device, params: dict) -> Strategy:
     """A Strategy from a registered name (with `params`), a prune config mapping (e.g. the runner's
-    cfg.prune, `name` plus parameters), or a Strategy already built."""
+    cfg.prune, `name` plus parameters), or a Strategy already built; its budget checked against N.
+    Errors are Python's types in Python's words: an unknown parameter is a TypeError, a bad value
+    a ValueError."""
     if isinstance(strategy, Strategy):
         if params:
             raise TypeError(f"parameters {sorted(params)} are given to a strategy already built")
         for what, value in (("num_samples", num_samples), ("epochs", epochs)):
             if value is not None and value != getattr(strategy, what):
                 raise ValueError(f"{what}={value} differs from the strategy's {getattr(strategy, what)}")
-        return strategy
+    else:
+        cfg = _prune_config(strategy, params)
+        for what, value in (("num_samples", num_samples), ("epochs", epochs)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{what} must be an integer >= 1 (got {value!r})")
+    try:
+        if not isinstance(strategy, Strategy):
+            strategy = build_strategy(cfg, num_samples, epochs, seed, device)
+        check_budget(strategy)
+    except UserError as e:
+        raise ValueError(python_words(str(e))) from None
+    return strategy
+
+
+def _prune_config(strategy, params: dict) -> _PruneConfig:
+    """The config build_strategy reads, its name and parameters checked first."""
     if isinstance(strategy, str):
         cfg = _PruneConfig(name=strategy, **params)
     elif isinstance(strategy, Mapping) and "name" in strategy:
@@ -58,10 +96,15 @@ def make_strategy(strategy, num_samples: int | None, epochs: int | None, seed: i
     else:
         raise TypeError(f"strategy must be a name ({', '.join(sorted(STRATEGIES))}), a config with a name, "
                         f"or a Strategy (got {strategy!r})")
-    for what, value in (("num_samples", num_samples), ("epochs", epochs)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{what} must be an integer >= 1 (got {value!r})")
-    return build_strategy(cfg, num_samples, epochs, seed, device)
+    if cfg.name not in STRATEGIES:
+        raise ValueError(f"strategy {cfg.name!r} is unknown; choose one of {', '.join(sorted(STRATEGIES))}")
+    taken = set(inspect.signature(STRATEGIES[cfg.name].__init__).parameters) - {"self", "num_samples", "epochs",
+                                                                                "seed", "device"}
+    unknown = sorted(set(cfg) - taken - RUNNER_KEYS)
+    if unknown:
+        raise TypeError(f"strategy {cfg.name!r} got an unexpected keyword argument {unknown[0]!r}; it takes "
+                        f"{', '.join(sorted(taken)) or 'none'}")
+    return cfg
 
 
 def resolve_world(num_replicas: int | None, rank: int | None) -> World:
@@ -86,15 +129,16 @@ class Pruner:
     parameters as keyword arguments, a prune config mapping (`name` + parameters), or a Strategy.
     num_samples: the dataset's length; epochs: the planned number of epochs (InfoBatch anneals
     over its last (1 - delta) of them); seed: the run seed (the strategy derives its own
-    generator from it, as the runner does); device: where the strategy's state and plans live (on
-    GPUs, the training device: a CUDA generator plans differently from a CPU one).
+    generator from it, as the runner does); device: where the strategy's state and plans live, by
+    default the current accelerator (the losses' device: observing them is then device ops only),
+    else the CPU. A CUDA generator plans differently from a CPU one, as in the runner.
     """
 
     def __init__(self, strategy="infobatch", num_samples: int | None = None, epochs: int | None = None, *,
-                 seed: int = 0, device: torch.device | str = "cpu", num_replicas: int | None = None,
+                 seed: int = 0, device: torch.device | str | None = None, num_replicas: int | None = None,
                  rank: int | None = None, **params):
+        device = default_device() if device is None else torch.device(device)
         self.strategy = make_strategy(strategy, num_samples, epochs, seed, device, params)
-        check_budget(self.strategy)
         # What the plans depend on besides the state itself: a state saved under other parameters
         # would go on with the wrong ones (load_state_dict refuses it).
         given = {k: v for k, v in dict(strategy).items() if k != "name"} if isinstance(strategy, Mapping) else {}
@@ -119,6 +163,8 @@ class Pruner:
         # not at the sampler, which a prefetching DataLoader runs ahead of the training.
         self.batches_done = 0
         self._resume_at = 0
+        self._nonfinite: torch.Tensor | None = None  # (N,) samples whose loss was NaN or inf this epoch
+        self._warned_device = False
 
     # -- the plan ------------------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -132,6 +178,7 @@ class Pruner:
             return
         self._check_world()
         self.end_epoch()
+        self._report_nonfinite()
         self._install(epoch, self.strategy.plan(epoch))
         self._check_ranks_agree()
 
@@ -217,19 +264,40 @@ class Pruner:
         self.current()
         return self._weight_of.index_select(0, self._indices(indices))
 
-    def observe(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
+    def observe(self, *, indices: torch.Tensor, losses: torch.Tensor) -> None:
         """Hand the batch's per-sample losses to the strategy (detached, float32); under torchrun
-        they are kept on the device and merged at the epoch's end."""
+        they are kept on the device and merged at the epoch's end. Keyword-only: loss() takes
+        (losses, indices), and the other order would score the wrong samples. A non-finite loss (NaN,
+        inf: an fp16 overflow) leaves its sample's score as it was; the samples are named once, in
+        a warning at the next set_epoch (no host sync per batch)."""
         idx = self._indices(indices)
         if losses.dim() != 1 or losses.shape[0] != idx.shape[0]:
             raise ValueError(f"observe() takes one loss per sample: got losses of shape {tuple(losses.shape)} for "
                              f"{idx.shape[0]} indices")
+        if losses.device != self.device and not self._warned_device:
+            self._warned_device = True
+            warnings.warn(f"the losses are on {losses.device} and this Pruner's state on {self.device}: every batch "
+                          f"copies them across; build it with device={str(losses.device)!r}", stacklevel=3)
         self.batches_done += 1
         values = losses.detach().float().to(self.device)
+        if self._nonfinite is None:
+            self._nonfinite = torch.zeros(self.num_samples, dtype=torch.bool, device=self.device)
+        self._nonfinite.index_copy_(0, idx, self._nonfinite.index_select(0, idx) | ~torch.isfinite(values))
         if self._pending is not None:
             self._pending.observe(idx, values)
         else:
             self.strategy.observe(idx, values)
+
+    def _report_nonfinite(self) -> None:
+        """Once per epoch (one host read): name the samples whose loss was not finite."""
+        if self._nonfinite is None:
+            return
+        bad = self._nonfinite.nonzero().flatten().tolist()
+        self._nonfinite = None
+        if bad:
+            shown = ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else "")
+            warnings.warn(f"{len(bad)} non-finite losses (NaN or inf) in epoch {self.epoch}, of samples {shown}: "
+                          "left out of the scores, those samples keep the ones they had", stacklevel=3)
 
     def loss(self, losses: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """Observe the per-sample losses (reduction="none") and return mean(w * loss): the mean over
@@ -239,7 +307,7 @@ class Pruner:
             raise ValueError(f"loss() takes one loss per sample (reduction='none'): got losses of shape "
                              f"{tuple(losses.shape)} for {torch.as_tensor(indices).shape[0]} indices")
         weights = self.weights_for(indices).to(losses.device)  # checks the indices before any state changes
-        self.observe(indices, losses)
+        self.observe(indices=indices, losses=losses)
         return (weights * losses.float()).mean()
 
     def end_epoch(self) -> None:

@@ -28,10 +28,12 @@ class _LossRanked(Strategy):
 
     def observe(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
         losses = losses.detach().float()
+        finite = torch.isfinite(losses)  # a NaN or inf loss leaves its sample's statistics as they were
         old = self.mu.index_select(0, indices)
         seen = torch.isfinite(old)
-        self._observe_extra(indices, losses, old, seen)
-        self.mu.index_copy_(0, indices, torch.where(seen, (1 - self.alpha) * old + self.alpha * losses, losses))
+        self._observe_extra(indices, losses, old, seen & finite)
+        new = torch.where(seen, (1 - self.alpha) * old + self.alpha * losses, losses)
+        self.mu.index_copy_(0, indices, torch.where(finite, new, old))
 
     def _observe_extra(self, indices, losses, old_mu, seen) -> None:
         pass

@@ -2,7 +2,8 @@
 
 - plan(epoch) -> Plan: the epoch's sample indices (already shuffled) and a loss weight per index,
   materialised before the epoch starts, so its length sizes the schedule and the progress bar.
-- observe(indices, losses): the trained batch's detached per-sample losses; device ops only.
+- observe(indices, losses): the trained batch's detached per-sample losses; device ops only. A
+  non-finite loss (NaN, inf) leaves its sample's state as it was.
 - state_dict() / load_state_dict(): everything, generator included, to continue identically.
 
 A strategy owns its random generator (on the training device) and never touches the global

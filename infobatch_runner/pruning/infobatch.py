@@ -50,12 +50,13 @@ class InfoBatch(Strategy):
 
     def observe(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
         losses = losses.detach().float()
+        finite = torch.isfinite(losses)  # a NaN or inf loss leaves its sample as it was (one NaN would void the mean)
+        old = self.score.index_select(0, indices)
+        seen = self.seen.index_select(0, indices)
         if self.momentum > 0:
-            old = self.score.index_select(0, indices)
-            seen = self.seen.index_select(0, indices)
             losses = torch.where(seen, self.momentum * old + (1 - self.momentum) * losses, losses)
-        self.score.index_copy_(0, indices, losses)
-        self.seen.index_fill_(0, indices, True)
+        self.score.index_copy_(0, indices, torch.where(finite, losses, old))
+        self.seen.index_copy_(0, indices, seen | finite)
 
     def candidates(self) -> torch.Tensor:
         """Boolean mask of the well-learned samples: seen, and scored strictly below the seen mean.

@@ -98,7 +98,8 @@ class SeTa(Strategy):
         return floor_count((1.0 - self.ratio) * self.num_samples)
 
     def observe(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
-        self.score.index_copy_(0, indices, losses.detach().float())
+        losses = losses.detach().float()  # a NaN or inf loss leaves its sample's score as it was
+        self.score.index_copy_(0, indices, torch.where(torch.isfinite(losses), losses, self.score.index_select(0, indices)))
 
     def window_start(self, epoch: int) -> int:
         return epoch % (self.num_group - self.window + 1)
