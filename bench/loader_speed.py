@@ -12,7 +12,7 @@ import torch
 from hydra import compose, initialize_config_module
 
 from bench.common import add_common_args, median, pick_device, timed, write
-from infobatch_runner.data import build_data
+from infobatch_runner.data.build import build_data
 
 
 def main() -> None:

@@ -197,7 +197,7 @@ def test_ranks_agree_to_skip_a_batch_when_any_rank_must(tmp_path):
 
 
 def test_each_rank_draws_its_own_augmentation_and_rank_0_the_run_s(compose_cfg):
-    from infobatch_runner.data import build_data
+    from infobatch_runner.data.build import build_data
     from infobatch_runner.engine.distributed import SINGLE, augment_seed
 
     cfg = compose_cfg(["dataset=synthetic", "dataset.num_train=64", "dataset.image_size=16",

@@ -4,8 +4,8 @@ epoch's before it starts, the loss is mean(w * loss), shards are equal, state ro
 
 import collections
 import io
-import math
 import json
+import math
 import re
 import subprocess
 import sys
@@ -22,7 +22,7 @@ from infobatch_runner.data.idx import load_fashion_mnist
 from infobatch_runner.data.loaders import batch_starts
 from infobatch_runner.engine.distributed import World, shard
 from infobatch_runner.integrations.pruner import IndexedDataset, PrunedBatchSampler, Pruner
-from infobatch_runner.pruning import build_strategy
+from pruner_spy import Recorder
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = "<!-- library-example -->"
@@ -38,44 +38,6 @@ def example_code() -> str:
 
 def losses_for(idx, epoch):
     return ((idx.float() * 0.37 + epoch).sin() + 1.5).float()
-
-
-class Recorder:
-    """Spies on every Pruner: each new plan, and each loss() call with its losses and result."""
-
-    def __init__(self, monkeypatch):
-        self.plans: list[tuple[int, torch.Tensor, torch.Tensor]] = []
-        self.batches: list[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = []
-        set_epoch, loss = Pruner.set_epoch, Pruner.loss
-
-        def spy_set_epoch(pruner, epoch):
-            before = pruner.plan
-            set_epoch(pruner, epoch)
-            if pruner.plan is not before:
-                self.plans.append((epoch, pruner.plan.indices.clone(), pruner.plan.weights.clone()))
-                self.batches.append([])
-
-        def spy_loss(pruner, losses, indices):
-            out = loss(pruner, losses, indices)
-            self.batches[-1].append((torch.as_tensor(indices).clone(), losses.detach().clone(), out.detach().clone()))
-            return out
-
-        monkeypatch.setattr(Pruner, "set_epoch", spy_set_epoch)
-        monkeypatch.setattr(Pruner, "loss", spy_loss)
-
-    def check_against_runner(self, prune_cfg, num_samples, epochs, seed):
-        """Replay the recorded losses into a fresh runner strategy: it must plan every epoch exactly as
-        the library did, and each returned loss must be mean(w * loss) with the plan's weights."""
-        assert [e for e, *_ in self.plans] == list(range(epochs))
-        runner = build_strategy(prune_cfg, num_samples, epochs, seed)
-        for (epoch, indices, weights), batches in zip(self.plans, self.batches):
-            plan = runner.plan(epoch)
-            assert torch.equal(plan.indices, indices) and torch.equal(plan.weights, weights), f"epoch {epoch}"
-            weight_of = dict(zip(indices.tolist(), weights.tolist()))
-            for idx, losses, out in batches:
-                w = torch.tensor([weight_of[i] for i in idx.tolist()])
-                assert torch.equal(out, (w * losses.float()).mean()), "mean(w * loss), not divided by sum(w)"
-                runner.observe(idx, losses.float())
 
 
 def fashion_subset(n: int) -> TensorDataset:

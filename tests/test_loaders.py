@@ -82,7 +82,7 @@ def test_stream_loader_length_and_indices_follow_each_new_plan(tmp_path):
 
 
 def test_dataloader_path_for_in_memory_arrays_carries_the_same_samples(compose_cfg):
-    from infobatch_runner.data import build_data
+    from infobatch_runner.data.build import build_data
 
     cfg = compose_cfg(["dataset=synthetic", "dataset.num_train=40", "dataset.num_test=8", "dataset.image_size=8",
                        "dataset.augment.crop_padding=2", "dataset.augment.flip=true"])

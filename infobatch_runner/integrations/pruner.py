@@ -54,6 +54,16 @@ def default_device() -> torch.device:
     return torch.device(accelerator.type, torch.accelerator.current_device_index())
 
 
+def same_device(a: torch.device, b: torch.device) -> bool:
+    """One device, however named: "cpu" and "cpu:0" are, and so are "cuda" and the current CUDA device."""
+    if a.type != b.type:
+        return False
+    if a.type == "cpu":
+        return True
+    current = torch.accelerator.current_device_index() if torch.accelerator.is_available() else 0
+    return (current if a.index is None else a.index) == (current if b.index is None else b.index)
+
+
 class _PruneConfig(dict):
     """A prune config as build_strategy reads it: a mapping with a `name`."""
 
@@ -274,7 +284,7 @@ class Pruner:
         if losses.dim() != 1 or losses.shape[0] != idx.shape[0]:
             raise ValueError(f"observe() takes one loss per sample: got losses of shape {tuple(losses.shape)} for "
                              f"{idx.shape[0]} indices")
-        if losses.device != self.device and not self._warned_device:
+        if not self._warned_device and not same_device(losses.device, self.device):
             self._warned_device = True
             warnings.warn(f"the losses are on {losses.device} and this Pruner's state on {self.device}: every batch "
                           f"copies them across; build it with device={str(losses.device)!r}", stacklevel=3)

@@ -1,0 +1,149 @@
+"""InfoBatch in the Hugging Face Trainer and in a plain Accelerate loop: the README's examples, run as
+users run them (in one process, and under `accelerate launch` with 2 CPU processes), plan exactly
+what the runner's strategy plans on the same losses; the schedule ends at the last real step."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+pytest.importorskip("accelerate")
+
+from infobatch_runner.data.loaders import batch_starts  # noqa: E402
+from pruner_spy import Recorder, check_ranks_against_runner  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+ACCELERATE_PREAMBLE = """
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+from infobatch_runner.data.idx import load_fashion_mnist
+from infobatch_runner.library import IndexedDataset, Pruner
+
+train, _ = load_fashion_mnist(None, False)
+data = TensorDataset(train.images[:2000].float() / 255, train.labels[:2000])
+epochs = 4
+torch.manual_seed(0)
+model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+"""
+# Runs a script with every Pruner spied on, and saves this process's record (tests/pruner_spy.py).
+SPY = """
+import os, sys, torch
+sys.path.insert(0, {tests!r})
+from pruner_spy import Patch, Recorder
+recorder = Recorder(Patch())
+exec(compile(open(sys.argv[1]).read(), sys.argv[1], "exec"), {{"__name__": "__main__"}})
+torch.save(recorder.record(), os.path.join(sys.argv[2], "rank" + os.environ.get("RANK", "0") + ".pt"))
+"""
+
+
+def readme_block(marker: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    assert marker in text, f"no {marker} block in README.md"
+    return re.search(r"```python\n(.*?)```", text.split(marker, 1)[1], re.S).group(1)
+
+
+def launch_two_processes(script: str, tmp_path: Path) -> list[dict]:
+    """`accelerate launch` on 2 CPU processes (gloo), each spied on; their records."""
+    (tmp_path / "script.py").write_text(script)
+    (tmp_path / "spy.py").write_text(SPY.format(tests=str(TESTS)))
+    out = tmp_path / "records"
+    out.mkdir()
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    accelerate = Path(sys.executable).with_name("accelerate")
+    result = subprocess.run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                             "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
+                             str(tmp_path / "spy.py"), str(tmp_path / "script.py"), str(out)],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return [torch.load(out / f"rank{r}.pt") for r in (0, 1)], result.stdout
+
+
+@pytest.fixture
+def runner_infobatch(compose_cfg):
+    """The runner's prune=infobatch, whose defaults the examples use."""
+    prune = compose_cfg(["prune=infobatch"]).prune
+    assert (prune.ratio, prune.delta) == (0.5, 0.875)
+    return prune
+
+
+def test_the_readme_trainer_example_trains_the_runners_plans_and_ends_its_schedule(monkeypatch, tmp_path, capsys,
+                                                                                  runner_infobatch):
+    rec = Recorder(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(readme_block("<!-- hf-example -->"), "hf-example", "exec"), {"__name__": "__main__"})
+
+    steps, last_lr = re.search(r"(\d+) optimizer steps, last learning rate (\S+)", capsys.readouterr().out).groups()
+    batches = [len(batch_starts(len(indices), 64)) for _, indices, _ in rec.plans]
+    assert [len(b) for b in rec.batches] == batches, "each epoch trained its own plan's batches, no more"
+    assert batches[1] < batches[0], "epochs 1 and 2 pruned"
+    assert int(steps) == sum(-(-b // 2) for b in batches), "accumulation of 2 steps once per pair, per epoch"
+    assert float(last_lr) == 0.0, "the linear schedule ends at the last real step"
+    rec.check_against_runner(runner_infobatch, 2000, 4, seed=0)
+
+
+def test_the_trainer_under_accelerate_launch_on_two_processes_plans_as_the_runner(tmp_path, runner_infobatch):
+    records, stdout = launch_two_processes(readme_block("<!-- hf-example -->"), tmp_path)
+    check_ranks_against_runner(records, runner_infobatch, 2000, 4, seed=0)
+    for e in range(4):
+        shards = [torch.cat([i for i, _, _ in r["batches"][e]]) for r in records]
+        assert len(shards[0]) == len(shards[1]), "equal shards, not one rank's plan trained twice"
+    assert stdout.count("last learning rate 0\n") == 2
+
+
+def test_the_readme_accelerate_recipe_does_not_shard_twice(tmp_path, runner_infobatch):
+    script = ACCELERATE_PREAMBLE + readme_block("<!-- accelerate-example -->")
+    records, _ = launch_two_processes(script, tmp_path)
+    check_ranks_against_runner(records, runner_infobatch, 2000, 4, seed=0)
+    trained = [sum(len(i) for i, _, _ in r["batches"][1]) for r in records]
+    assert sum(trained) >= len(records[0]["plans"][1][1]) and abs(trained[0] - trained[1]) <= 1
+
+
+@pytest.fixture
+def tiny_trainer_parts():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(vocab_size=16, hidden_size=16, num_hidden_layers=1,
+                                                     num_attention_heads=2, intermediate_size=32,
+                                                     max_position_embeddings=8, num_labels=3))
+    data = [{"input_ids": torch.randint(0, 16, (8,)), "labels": i % 3} for i in range(60)]
+    return model, data
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(max_steps=10), r"plans whole epochs: set num_train_epochs, not max_steps"),
+    (dict(num_train_epochs=2.5), r"needs a whole num_train_epochs >= 1 \(got 2.5\)"),
+])
+def test_what_a_pruned_run_cannot_honour_is_refused(tiny_trainer_parts, tmp_path, kwargs, match):
+    from transformers import TrainingArguments
+
+    from infobatch_runner.integrations.hf import InfoBatchTrainer
+
+    model, data = tiny_trainer_parts
+    with pytest.raises(ValueError, match=match):
+        InfoBatchTrainer(model=model, args=TrainingArguments(tmp_path, report_to="none", **kwargs), train_dataset=data)
+
+
+def test_resume_is_refused_and_evaluation_is_the_trainers(tiny_trainer_parts, tmp_path):
+    from transformers import TrainingArguments
+
+    from infobatch_runner.integrations.hf import InfoBatchTrainer
+
+    model, data = tiny_trainer_parts
+    trainer = InfoBatchTrainer(model=model, args=TrainingArguments(tmp_path, num_train_epochs=2, report_to="none",
+                                                                   per_device_train_batch_size=8, save_strategy="no"),
+                               train_dataset=data, eval_dataset=data, strategy="random_dynamic",
+                               strategy_params={"ratio": 0.5})
+    with pytest.raises(ValueError, match="cannot resume from a Trainer checkpoint"):
+        trainer.train(resume_from_checkpoint=str(tmp_path))
+    trainer.train()
+    assert trainer.pruner.epoch == 1 and len(trainer.pruner.plan) == 30
+    assert torch.isfinite(torch.tensor(trainer.evaluate()["eval_loss"])), "eval batches carry no index: the model's loss"
