@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,26 @@ def test_single_run_writes_metrics_summary_and_an_offline_wandb_run(tmp_path):
     assert summary["strategy"] == "infobatch" and summary["epochs"] == 3
     assert len(wandb_runs(run_dir)) == 1
     assert list(wandb_runs(run_dir)[0].glob("*.wandb")), "the offline run holds its data file"
+
+
+def test_epochs_are_numbered_from_1_in_the_log_the_files_and_wandb_whose_table_stays_slim(tmp_path):
+    from infobatch_runner.results.wandb_runs import setting_id
+    from wandb_files import offline_runs
+
+    run_dir = tmp_path / "run"
+    result = run_cli(TINY_WANDB + [f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert re.findall(r"epoch (\d)/3", result.stdout + result.stderr)[:1] == ["1"]
+    assert [int(line.split(",")[0]) for line in (run_dir / "metrics.csv").read_text().splitlines()[1:]] == [1, 2, 3]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert 1 <= summary["best/epoch"] <= 3
+    (run,) = offline_runs(run_dir)
+    assert [row["epoch"] for row in run.history if "test/acc" in row] == [1, 2, 3]
+    assert run.summary["best/epoch"] == summary["best/epoch"]
+    assert run.summary["setting_id"] == setting_id(summary["setting"])
+    assert not {"setting", "prune", "epoch_spans", "wandb"} & set(run.summary), "the settings are the config's, once"
+    assert all(not isinstance(v, (dict, list)) for k, v in run.summary.items() if not k.startswith("_")), \
+        "one column per summary key in a runs table, no nested leaves"
 
 
 def test_two_job_multirun_gives_one_wandb_run_per_job(tmp_path):

@@ -8,6 +8,7 @@ Optuna sweeper over it, end to end through the CLI.
 
 import csv
 import json
+import re
 import math
 import os
 import signal
@@ -235,6 +236,33 @@ def test_a_single_objective_optuna_search_runs_end_to_end(tmp_path, monkeypatch,
     assert out.count("objective val_acc = ") == 3 and (sweep / "report.md").exists()
 
 
+def test_a_searchs_report_is_one_table_of_its_trials_best_first(tmp_path, monkeypatch, capsys):
+    """Not one section and three plots per learning rate drawn: the trials, their drawn parameters in
+    full, sorted by the objective; no test accuracy to pick by."""
+    sweep = tmp_path / "search"
+    status, out = run_main(monkeypatch, capsys, ["-m", "hparams_search=infobatch_optuna", *SEARCH,
+                                                 "trainer.epochs=2", f"hydra.sweep.dir={sweep}"])
+    assert status == 0, out
+    text = (sweep / "report.md").read_text()
+    assert text.startswith("# Search trials") and not re.search(r"^## ", text, re.M), "one table, no sections"
+    assert "test acc %" not in text and "final acc" not in text
+    assert not list(sweep.glob("*.png")) and not (sweep / "report.csv").exists()
+    with open(sweep / "trials.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["rank"] for r in rows] == ["1", "2", "3"]
+    assert list(rows[0])[2:5] == ["optimizer.lr", "prune.delta", "prune.ratio"]
+    vals = [float(r["val_acc"]) for r in rows]
+    assert vals == sorted(vals, reverse=True)
+    by_folder = {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*_infobatch/summary.json")}
+    for r in rows:
+        summary = by_folder[r["trial"]]
+        assert float(r["prune.ratio"]) == summary["prune"]["ratio"], "the drawn value in full"
+        assert summary["search"]["objective"] == "val_acc"
+    table = [line for line in text.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [line.split(" | ")[1] for line in table] == [r["trial"] for r in rows]
+    assert "trial" in out and rows[0]["trial"] in out, "the console shows the trials"
+
+
 def test_a_two_objective_optuna_search_returns_accuracy_and_sample_saving(tmp_path, monkeypatch, capsys):
     sweep = tmp_path / "search"
     status, out = run_main(monkeypatch, capsys, ["-m", "hparams_search=infobatch_optuna_saving", *SEARCH,
@@ -330,7 +358,7 @@ def test_a_run_of_the_previous_version_resumes_and_reports(tmp_path, monkeypatch
 
     summary = train(compose_with(*args, "resume=auto"), run)
     rows = read_metrics(run / "metrics.csv")
-    assert [r["epoch"] for r in rows] == [0, 1, 2] and all(math.isnan(r["val/acc"]) for r in rows)
+    assert [r["epoch"] for r in rows] == [1, 2, 3] and all(math.isnan(r["val/acc"]) for r in rows)
     assert summary["final/val_acc"] is None and summary["final/test_acc"] == rows[-1]["test/acc"]
     assert read_run(run).rows[0]["test/acc"] == rows[0]["test/acc"]
     report = write_report([tmp_path], tmp_path / "report")

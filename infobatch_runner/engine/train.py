@@ -126,7 +126,8 @@ def train(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> dict
     strategy = build_strategy(cfg.prune, n_train, t.epochs, cfg.seed, device)
     check_budget(strategy)
     start_epoch = state["epoch"] if state else 0
-    trackers = build_trackers(cfg, run_dir, plain(cfg), resume_from_epoch=start_epoch, launch=launch_of(sweep_dir),
+    launch = launch_of(sweep_dir)
+    trackers = build_trackers(cfg, run_dir, plain(cfg), resume_from_epoch=start_epoch, launch=launch,
                               wandb_id=state["wandb_id"] if state else None) if world.is_main else Trackers([])
     val = f" / {len(ctx.data.val)} validation" if ctx.data.val is not None else ""
     log.info("%s on %s/%s: %d train%s / %d test samples, %s, %s%s", cfg.prune.name, cfg.dataset.name, cfg.model.name,
@@ -136,6 +137,8 @@ def train(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> dict
     try:
         with stop_on_signals(stop):
             summary = _train(ctx, strategy, trackers, run_dir, state, stop, world)
+        if launch.search:  # a search trial: the report lists it among the trials, by its objective
+            summary["search"] = {"objective": cfg.objective, "overrides": list(launch.overrides)}
         if sweep_dir is not None and summary["saving_wall"] is None:
             baseline = baseline_for(summary, sweep_dir)
             if baseline is not None:
@@ -239,7 +242,7 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
         counts.test_loss.append(test_loss)
         counts.time_strategy_s = strategy_clock.collect()
         row = {
-            "epoch": epoch,
+            "epoch": epoch + 1,  # 1-based everywhere: the logs' "epoch 3/10", the plots, metrics.csv and W&B
             "lr": cfg.optimizer.lr * schedule(epoch),
             "train/loss": all_sum(result.loss_sum, world).item() / max(stepped, 1),
             "train/kept_fraction": len(plan) / n_train,
@@ -395,7 +398,7 @@ def build_summary(ctx: Context, c: Counters, scoring: ScoringResult, n_train: in
         "final/test_acc": c.test_acc[-1],
         "final/test_loss": c.test_loss[-1],
         "best/test_acc": c.test_acc[best],
-        "best/epoch": best,
+        "best/epoch": best + 1,
         # The validation split's (dataset.val_fraction > 0; null without one): what a search optimises.
         "final/val_acc": c.val_acc[-1] if ctx.data.val is not None and c.val_acc else None,
         "best/val_acc": max(c.val_acc) if ctx.data.val is not None and c.val_acc else None,

@@ -5,6 +5,7 @@ import math
 import sys
 from pathlib import Path
 
+from infobatch_runner.results import trials
 from infobatch_runner.results.render import compact_table
 from infobatch_runner.results.report import ReportWriteError, write_report
 from infobatch_runner.results.runs import UNFINISHED
@@ -39,7 +40,10 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc))
     except OSError as exc:  # e.g. a folder that cannot be listed
         _fail(f"cannot read {exc.filename or ', '.join(map(str, args.dirs))} ({exc.strerror or exc})")
-    print(compact_table(report.rows))
+    if report.trials:
+        print(trials.console(report.trials) + ("\n" if report.rows else ""))
+    if report.rows or not report.trials:
+        print(compact_table(report.rows))
     for what, runs in (("failed", [f for f in report.failed if f.type != UNFINISHED]),
                        (UNFINISHED, [f for f in report.failed if f.type == UNFINISHED])):
         if runs:

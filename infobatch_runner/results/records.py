@@ -77,7 +77,7 @@ class LocalTracker:
         self.summary_path = run_dir / "summary.json"
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
-            self._keep_rows_before(resume_from_epoch)
+            self._keep_rows_done(resume_from_epoch)
             new = not self.metrics_path.exists()
             self._file = open(self.metrics_path, "a", newline="")
             self._writer = csv.DictWriter(self._file, fieldnames=EPOCH_KEYS)
@@ -87,9 +87,10 @@ class LocalTracker:
         except OSError as exc:
             raise _cannot_write(self.metrics_path, exc) from None
 
-    def _keep_rows_before(self, epoch: int) -> None:
-        """A resumed run rewrites the epochs after its checkpoint: drop their rows, if any were written."""
-        rows = [r for r in read_metrics(self.metrics_path) if r["epoch"] < epoch]
+    def _keep_rows_done(self, epoch: int) -> None:
+        """A resumed run rewrites the epochs after its checkpoint (`epoch` done, rows numbered from 1):
+        drop their rows, if any were written."""
+        rows = [r for r in read_metrics(self.metrics_path) if r["epoch"] <= epoch]
         if not self.metrics_path.exists():
             return
         tmp = self.metrics_path.with_name("metrics.csv.tmp")

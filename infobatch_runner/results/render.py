@@ -114,17 +114,24 @@ def _seed_list(seeds) -> str:
     return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds))
 
 
-def markdown(groups: list[Group], tolerance: float, skipped: list[tuple[Path, str]] = (),
-             failed: list[FailedRun] = ()) -> str:
-    names = setting_names(g.setting_key for g in groups)
+def _comparison_header(groups: list[Group], tolerance: float) -> list[str]:
     lines = ["# Strategy comparison against full data", "",
              f"Accuracy is the final epoch's test accuracy; Δacc and the wall-clock saving are paired per seed with "
              f"the full-data run of the same setting; the verdict tests the paired Δacc against a tolerance of "
              f"-{100 * tolerance:.2f} pp (a 95% CI from {MIN_SEEDS_FOR_CI} seeds on). Values are mean ± sd over "
              f"distinct seeds: repeats of the same seed (same setting, strategy and parameters, or full runs) are "
              f"averaged into one value first, so n, the sd and the CI count distinct seeds, not runs.", ""]
-    if not groups:
-        lines += ["No finished run to compare.", ""]
+    return lines + (["No finished run to compare.", ""] if not groups else [])
+
+
+def markdown(groups: list[Group], tolerance: float, skipped: list[tuple[Path, str]] = (),
+             failed: list[FailedRun] = (), trials: list[str] = ()) -> str:
+    """The comparison; a search's table of trials (trials.markdown) first, and alone when the folder
+    holds nothing else."""
+    names = setting_names(g.setting_key for g in groups)
+    lines = list(trials)
+    if groups or not trials:
+        lines += _comparison_header(groups, tolerance)
     for setting_key in dict.fromkeys(g.setting_key for g in groups):
         mine = [g for g in groups if g.setting_key == setting_key]
         lines += [f"## {names[setting_key]}", "",

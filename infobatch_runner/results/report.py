@@ -1,5 +1,6 @@
 """Write a comparison: read the runs, pair and group them, then report.md, report.csv and the plots
 into one folder, and fill each run's summary.json with the wall-clock saving its baseline now gives.
+A search's trials are one table instead (trials.py, trials.csv).
 """
 
 import csv
@@ -8,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infobatch_runner.results import leaderboard
+from infobatch_runner.results import leaderboard, trials
 from infobatch_runner.results.folders import SWEEP_PLAN, SWEEP_RECORD
 from infobatch_runner.results.pairing import Group, against, baselines, group_runs
 from infobatch_runner.results.plots import write_plots
@@ -32,6 +33,7 @@ class Report:
     skipped: list[tuple[Path, str]]  # (folder, why it is in no statistic)
     updated: list[Run]  # runs whose saving_wall this report filled in
     failed: list[FailedRun] = field(default_factory=list)  # (folder, error) of the jobs that wrote failed.json
+    trials: list[dict] = field(default_factory=list)  # a search's trials, best first (trials.py)
 
 
 def write_report(dirs: list[Path], out_dir: Path, tolerance: float = DEFAULT_TOLERANCE) -> Report:
@@ -49,16 +51,19 @@ def write_report(dirs: list[Path], out_dir: Path, tolerance: float = DEFAULT_TOL
             why = f"; skipped {skipped[0][0]}: {skipped[0][1]}{more}"
         raise FileNotFoundError(f"no readable run folders (summary.json + metrics.csv) under "
                                 f"{', '.join(map(str, dirs))}{why}")
-    groups = group_runs(runs)
+    trial_rows = trials.trial_rows([r for r in runs if trials.is_trial(r.summary)])
+    groups = group_runs([r for r in runs if not trials.is_trial(r.summary)])
     rows = rows_of(groups, tolerance)
     out_dir = Path(out_dir)
+    tables = []
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "report.md").write_text(markdown(groups, tolerance, skipped, failed), encoding="utf-8")
-        with open(out_dir / "report.csv", "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
+        (out_dir / "report.md").write_text(markdown(groups, tolerance, skipped, failed, trials.markdown(trial_rows)),
+                                           encoding="utf-8")
+        if rows or not trial_rows:
+            tables.append(_write_csv(out_dir / "report.csv", CSV_COLUMNS, rows))
+        if trial_rows:
+            tables.append(_write_csv(out_dir / "trials.csv", trials.columns(trial_rows), trial_rows))
         plots = write_plots(groups, out_dir)
         settings = list(dict.fromkeys(g.setting_key for g in groups))
         for i, key in enumerate(settings):  # strategies at equal savings, where runs asked for targets
@@ -69,8 +74,16 @@ def write_report(dirs: list[Path], out_dir: Path, tolerance: float = DEFAULT_TOL
     except OSError as exc:
         raise ReportWriteError(f"cannot write the report to {out_dir} ({exc.strerror or exc})") from exc
     updated = fill_saving_wall(runs)
-    files = [out_dir / "report.md", out_dir / "report.csv", *plots]
-    return Report(groups, rows, files, skipped, updated, failed)
+    files = [out_dir / "report.md", *tables, *plots]
+    return Report(groups, rows, files, skipped, updated, failed, trial_rows)
+
+
+def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
 
 
 def sweep_of(path: Path) -> Path | None:

@@ -4,6 +4,8 @@ own run, and reopening runs to add the wall-clock saving once their baseline is 
 W&B never prompts: with no credentials, or no server, it logs offline.
 """
 
+import hashlib
+import json
 import logging
 import math
 import netrc
@@ -14,6 +16,7 @@ from urllib.parse import urlparse
 
 from infobatch_runner.results.records import VAL_KEYS
 from infobatch_runner.results.render import CSV_COLUMNS
+from infobatch_runner.results.trials import columns as trial_columns
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +89,27 @@ class WandbTracker:
         self.run.log({k: v for k, v in row.items() if not (k in VAL_KEYS and math.isnan(v))})
 
     def log_summary(self, summary: dict) -> None:
-        self.run.summary.update(summary)
+        self.run.summary.update(dashboard_summary(summary))
 
     def finish(self) -> None:
         self.run.finish()
+
+
+def setting_id(setting: dict) -> str:
+    """A short name of a setting (everything that must match for two runs to be compared): runs
+    with one setting_id share their baselines."""
+    return hashlib.sha256(json.dumps(setting, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def dashboard_summary(summary: dict) -> dict:
+    """summary.json as a W&B runs table shows it, one column per key: the setting (some 30 leaves,
+    all of them in the run's config already) as its setting_id, and neither the prune config (in
+    the config too), the epochs' wall-clock spans (a list, for the report's overlap check) nor the
+    run's own W&B identity."""
+    slim = {k: v for k, v in summary.items() if k not in ("setting", "prune", "epoch_spans", "wandb")}
+    if isinstance(summary.get("setting"), dict):
+        slim["setting_id"] = setting_id(summary["setting"])
+    return slim
 
 
 def log_report_to_wandb(report, cfg_logger, sweep_dir: Path) -> None:
@@ -102,11 +122,17 @@ def log_report_to_wandb(report, cfg_logger, sweep_dir: Path) -> None:
                           project=cfg_logger.project, entity=cfg_logger.get("entity"),
                           group=group, name=f"report-{sweep_dir.name}", job_type="report",
                           config={"sweep_dir": str(sweep_dir)})
-    table = wandb.Table(columns=CSV_COLUMNS, data=[[row[c] for c in CSV_COLUMNS] for row in report.rows])
-    images = {f"report/{p.stem}": wandb.Image(str(p)) for p in report.files if p.suffix == ".png"}
-    run.log({"report/table": table, **native_charts(report), **images})
+    logged = {f"report/{p.stem}": wandb.Image(str(p)) for p in report.files if p.suffix == ".png"}
+    if report.rows:
+        logged["report/table"] = wandb.Table(columns=CSV_COLUMNS, data=[[row[c] for c in CSV_COLUMNS]
+                                                                        for row in report.rows])
+        logged.update(native_charts(report))
+    if report.trials:  # a search: its trials, best first
+        columns = trial_columns(report.trials)
+        logged["report/trials"] = wandb.Table(columns=columns, data=[[row[c] for c in columns] for row in report.trials])
+    run.log(logged)
     artifact = wandb.Artifact(f"report-{sweep_dir.name}", type="report",
-                              description="report.md, report.csv and the plots of the sweep's comparison")
+                              description="report.md, report.csv (a search: trials.csv) and the plots of the sweep")
     for path in report.files:
         artifact.add_file(str(path))
     run.log_artifact(artifact)

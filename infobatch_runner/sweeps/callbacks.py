@@ -25,6 +25,7 @@ class SweepReport(Callback):
                                         f"infobatch-report {config.hydra.sweep.dir}")
 
     def _report(self, config: DictConfig) -> None:
+        from infobatch_runner.results import trials
         from infobatch_runner.results.render import compact_table
         from infobatch_runner.results.report import write_report
         from infobatch_runner.results.runs import UNFINISHED
@@ -39,6 +40,8 @@ class SweepReport(Callback):
         # A job whose records cannot be read (skipped by the report) failed the sweep as surely as one
         # that recorded its failure: both make the exit status 1.
         SweepReport.failed_jobs = len(report.failed) + len(report.skipped)
+        if report.trials:
+            print("\n" + trials.console(report.trials), flush=True)
         if report.rows:
             print("\n" + compact_table(report.rows), flush=True)
         for failure in report.failed:
@@ -46,8 +49,9 @@ class SweepReport(Callback):
             print(f"{what}: {failure.path.name}: {failure.error}", flush=True)
         for path, why in report.skipped:
             print(f"unreadable: {path.name}: {why}", flush=True)
-        print(f"report: {sweep_dir / 'report.md'} (plots and report.csv beside it)", flush=True)
+        beside = ", ".join(p.name for p in report.files[1:3]) + (" and the plots" if len(report.files) > 3 else "")
+        print(f"report: {sweep_dir / 'report.md'} ({beside} beside it)", flush=True)
         logger = config.logger
-        if logger.name == "wandb" and logger.mode != "disabled" and report.rows:
+        if logger.name == "wandb" and logger.mode != "disabled" and (report.rows or report.trials):
             add_saving_wall_to_wandb(report.updated)
             log_report_to_wandb(report, logger, sweep_dir)
