@@ -204,10 +204,25 @@ def test_the_untimed_warm_up_is_announced_before_it_runs(tmp_path, monkeypatch, 
     status, out = run_main(monkeypatch, capsys, TINY + ["trainer.epochs=1", f"hydra.run.dir={tmp_path / 'run'}"])
     assert status in (0, None), out
     lines = out.splitlines()
-    start = next(i for i, line in enumerate(lines) if "warming up: a few untimed steps" in line)
+    start = next(i for i, line in enumerate(lines) if "warming up: 3 untimed step(s)" in line)
     done = next(i for i, line in enumerate(lines) if "warm-up done in" in line)
     first_epoch = next(i for i, line in enumerate(lines) if "epoch 1/1" in line)
-    assert start < done < first_epoch
+    assert start < done < first_epoch and "(trainer.warmup_steps)" in lines[start]
+
+
+def test_trainer_warmup_steps_bounds_the_warm_up(tmp_path, monkeypatch, capsys):
+    from infobatch_runner.engine import train as train_module
+
+    steps = []
+    real = train_module.warm_up
+    monkeypatch.setattr(train_module, "warm_up", lambda ctx, n: steps.append(n) or real(ctx, n))
+    status, out = run_main(monkeypatch, capsys, TINY + ["trainer.epochs=1", "trainer.warmup_steps=1",
+                                                        f"hydra.run.dir={tmp_path / 'one'}"])
+    assert status in (0, None) and steps == [1] and "warming up: 1 untimed step(s)" in out, out
+    status, out = run_main(monkeypatch, capsys, TINY + ["trainer.epochs=1", "trainer.warmup_steps=0",
+                                                        f"hydra.run.dir={tmp_path / 'none'}"])
+    assert status in (0, None) and steps == [1] and "warming up" not in out, out
+    assert json.loads((tmp_path / "none" / "summary.json").read_text())["time_warmup_s"] == 0.0
 
 
 def test_a_sweeps_wandb_runs_carry_what_a_dashboard_compares(tmp_path):
@@ -249,6 +264,35 @@ def test_a_sweeps_report_run_holds_native_charts_and_the_report_as_an_artifact(t
     manifest = "\n".join(str(r) for r in records(path) if r.WhichOneof("record_type") == "artifact")
     for name in ("report.md", "report.csv", "accuracy_vs_saving.png"):
         assert name in manifest, name
+    check_the_workspace_plots_what_the_runs_hold(offline_runs(sweep / "1_infobatch")[0], report, tmp_path)
+
+
+def flat(config: dict, prefix: str = "") -> set[str]:
+    """A run's config keys as W&B panels name them: prune.name, trainer.epochs, ..."""
+    keys = set()
+    for k, v in config.items():
+        v = v["value"] if isinstance(v, dict) and "value" in v and not prefix else v
+        keys |= flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}"}
+    return keys
+
+
+def check_the_workspace_plots_what_the_runs_hold(train, report, tmp_path):
+    """The saved workspace (python -m infobatch_runner.results.workspace) names only keys the runs log."""
+    from infobatch_runner.results import workspace
+
+    history = {k for row in train.history for k in row}
+    for _, x, y in workspace.SCATTERS:
+        assert {x, y} <= set(train.summary), (x, y)
+    assert {key for _, key in workspace.CURVES} | {"epoch"} <= history
+    assert set(workspace.GROUP_BY) <= flat(train.config)
+    for column in workspace.COLUMNS:
+        where, key = column.split(":", 1)
+        assert key in (flat(train.config) if where == "config" else set(train.summary)), column
+    logged = {k.split("/")[0] + "/" + k.split("/")[1] for row in report.history for k in row if k.startswith("report/")}
+    assert {"report/table", *workspace.REPORT_MEDIA} <= logged, logged
+    workspace.main(["--entity", "me", "--project", "p", "--group", train.group, "--spec", str(tmp_path / "ws.json")])
+    spec = (tmp_path / "ws.json").read_text()
+    assert f'"{train.group}"' in spec and "summary:saving_wall" in spec and "report/table" in spec
 
 
 def test_a_run_reopened_to_add_its_baseline_keeps_its_name_group_and_job_type(tmp_path, monkeypatch, capsys):

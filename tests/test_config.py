@@ -103,6 +103,7 @@ def test_command_line_beats_experiment_preset(compose_cfg):
 def test_trainer_tf32_and_checkpoint_every(compose_cfg):
     cfg = compose_cfg([])
     assert cfg.trainer.tf32 is True and cfg.trainer.checkpoint_every == 1  # what earlier versions did
+    assert compose_cfg(["trainer.warmup_steps=0"]).trainer.warmup_steps == 0
     cfg = compose_cfg(["trainer.tf32=false", "trainer.checkpoint_every=0"])
     validate(cfg)
     assert cfg.trainer.tf32 is False and cfg.trainer.checkpoint_every == 0
@@ -196,6 +197,7 @@ BAD = [
     (["trainer.compile_backend=''"], "trainer.compile_backend"),
     (["trainer.progress=sometimes"], "trainer.progress"),
     (["trainer.checkpoint_every=-1"], "trainer.checkpoint_every"),
+    (["trainer.warmup_steps=-1"], "trainer.warmup_steps"),
     (["resume=yes"], "resume"),
     # the validation split and what a run returns to a search
     (["dataset.val_fraction=0.9"], "dataset.val_fraction"),

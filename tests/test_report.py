@@ -598,3 +598,22 @@ def test_the_console_table_keeps_long_labels_apart():
     lines = compact_table(rows).splitlines()
     assert lines[2].startswith("epsilon_greedy target_saving=0.3 ") and lines[3].startswith(
         "epsilon_greedy target_saving=0.5 ")
+
+
+def test_the_scatter_shows_accuracy_against_both_savings(tmp_path, monkeypatch):
+    from infobatch_runner.results import plots
+
+    figures = {}
+    save = plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.setdefault(path.name, [
+        (ax.get_xlabel(), [tuple(c.lines[0].get_xydata()[0]) for c in ax.containers]) for ax in fig.axes
+    ]) and save(fig, path))
+    s = sweep(tmp_path / "s")
+    report = write_report([s], tmp_path / "out")
+    info = info_group(report.groups)
+    (wall_label, wall_points), (samples_label, sample_points) = figures["accuracy_vs_saving.png"]
+    assert wall_label.startswith("wall-clock saving") and samples_label.startswith("sample saving")
+    acc = 100 * info.final_acc.mean
+    assert wall_points == [pytest.approx((100 * info.saving_wall.mean, acc))]
+    assert sample_points == [pytest.approx((100 * info.saving_samples.mean, acc))]
+    assert info.saving_samples.mean != info.saving_wall.mean, "two different x positions"

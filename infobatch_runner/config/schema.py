@@ -329,6 +329,7 @@ class Trainer:
     cudnn_benchmark: bool = MISSING
     tf32: bool = MISSING
     checkpoint_every: int = MISSING
+    warmup_steps: int = MISSING
     progress: Any = MISSING  # auto | true | false
 
 

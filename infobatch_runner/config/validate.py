@@ -134,6 +134,7 @@ def validate(cfg: DictConfig) -> None:
     for key in ("skip_nonfinite", "channels_last", "compile", "cudnn_benchmark", "tf32"):
         need_bool(f"trainer.{key}", t[key])
     need_int("trainer.checkpoint_every", t.checkpoint_every, low=0)
+    need_int("trainer.warmup_steps", t.warmup_steps, low=0)
     need_choice("trainer.compile_mode", t.compile_mode, COMPILE_MODES)
     need_text("trainer.compile_backend", t.compile_backend)
 

@@ -55,6 +55,7 @@ NOT_IN_SETTING = {
     "trainer.eval_batch_size": "evaluation is not timed and its accuracy does not depend on the batch",
     "trainer.checkpoint_every": "checkpoint time is reported apart from training time",
     "trainer.progress": "the progress bar",
+    "trainer.warmup_steps": "the untimed warm-up trains a throwaway model",
 }
 
 

@@ -153,10 +153,11 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
     cfg, t, device = ctx.cfg, ctx.cfg.trainer, ctx.device
     n_train = len(ctx.data.train)
     counts = Counters()
-    log.info("warming up: a few untimed steps on a throwaway model, so that one-off costs (kernel choice, "
-             "allocator growth) land on no strategy's clock ...")
-    counts.time_warmup_s = warm_up(ctx)
-    log.info("warm-up done in %.1f s (time_warmup_s; not charged to the run)", counts.time_warmup_s)
+    if t.warmup_steps:
+        log.info("warming up: %d untimed step(s) on a throwaway model, so that one-off costs (kernel choice, "
+                 "allocator growth) land on no strategy's clock (trainer.warmup_steps) ...", t.warmup_steps)
+        counts.time_warmup_s = warm_up(ctx, t.warmup_steps)
+        log.info("warm-up done in %.1f s (time_warmup_s; not charged to the run)", counts.time_warmup_s)
     if ctx.cfg.prune.name == "grand" and cfg.prune.variant == "last_layer":
         classifier_of(Trainable(ctx, 0, compile=False).module)  # a model without a linear head fails now, not later
     if state is None:

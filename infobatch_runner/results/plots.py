@@ -80,8 +80,21 @@ def _save(fig, path: Path) -> Path:
 
 
 def accuracy_vs_saving(groups, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(7.5, 5))
+    """Accuracy against both savings, side by side: the wall-clock saving (measured against the
+    paired full-data run) and the sample saving (counted, known for every run)."""
+    fig, (by_wall, by_samples) = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
     styles = _styles(groups)
+    _scatter(by_wall, groups, styles, wall=True)
+    _scatter(by_samples, groups, styles, wall=False)
+    by_wall.set_xlabel("wall-clock saving vs full data (%)")
+    by_wall.set_ylabel("final test accuracy (%)")
+    by_wall.set_title("Against wall-clock saving (mean ± sd over distinct seeds)")
+    by_samples.set_xlabel("sample saving (%): 1 - samples trained and scored / (epochs × N)")
+    by_samples.set_title("Against sample saving (mean ± sd over distinct seeds)")
+    return _save(fig, path)
+
+
+def _scatter(ax, groups, styles, wall: bool) -> None:
     not_shown = []
     for g in groups:
         if g.strategy == "full":
@@ -89,28 +102,25 @@ def accuracy_vs_saving(groups, path: Path) -> Path:
             ax.axhline(acc, **BASELINE_STYLE, label=f"full data (baseline), {acc:.2f}%")
             ax.plot([0], [acc], marker="*", markersize=14, color="black", linestyle="none")
             continue
-        if g.saving_wall.n == 0:
+        saving = g.saving_wall if wall else g.saving_samples
+        if saving.n == 0:
             not_shown.append(g.label)  # no baseline, or one of cost 0: no x position
             continue
-        # the seeds that have a wall saving, each the mean of its runs: x and y over the same seeds
-        accs = [100 * sv.final_acc for sv in g.seeds.values() if sv.saving_wall is not None]
+        # the seeds that have this saving, each the mean of its runs: x and y over the same seeds
+        accs = [100 * sv.final_acc for sv in g.seeds.values() if not wall or sv.saving_wall is not None]
         yerr = statistics.stdev(accs) if len(accs) > 1 else 0.0
-        xerr = 100 * g.saving_wall.sd if g.saving_wall.n > 1 else 0.0
-        doubted = bool(getattr(g, "wall_unreliable", ()))  # drift or overlap (drift.py): a hollow marker, a dagger
-        label = f"{g.label} (n={g.saving_wall.n} seeds)" + (" † wall saving unreliable" if doubted else "")
-        ax.errorbar([100 * g.saving_wall.mean], [statistics.fmean(accs)], xerr=[xerr], yerr=[yerr], capsize=4,
+        xerr = 100 * saving.sd if saving.n > 1 else 0.0
+        doubted = wall and bool(getattr(g, "wall_unreliable", ()))  # drift or overlap (drift.py): hollow, a dagger
+        label = f"{g.label} (n={saving.n} seeds)" + (" † wall saving unreliable" if doubted else "")
+        ax.errorbar([100 * saving.mean], [statistics.fmean(accs)], xerr=[xerr], yerr=[yerr], capsize=4,
                     markersize=8, linestyle="none", label=label, **styles[id(g)],
                     **({"markerfacecolor": "none", "markeredgewidth": 1.5} if doubted else {}))
     if not_shown:
         ax.text(0.01, 0.01, "wall saving n/a, not shown: " + ", ".join(not_shown), transform=ax.transAxes,
                 fontsize=7, color="grey", va="bottom", ha="left", wrap=True)
     ax.axvline(0, color="grey", linewidth=0.8)
-    ax.set_xlabel("wall-clock saving vs full data (%)")
-    ax.set_ylabel("final test accuracy (%)")
-    ax.set_title("Accuracy against wall-clock saving (mean ± sd over distinct seeds)")
     ax.grid(alpha=0.3)
     _legend(ax, fontsize=8, loc="best")
-    return _save(fig, path)
 
 
 def accuracy_curves(groups, path: Path) -> Path:
