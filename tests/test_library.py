@@ -371,6 +371,13 @@ def test_a_state_of_other_parameters_is_refused():
     Pruner("infobatch", N, EPOCHS, seed=7, ratio=0.5).load_state_dict(saved)  # the seed lives in the state
 
 
+def unplanned(pruner) -> torch.Tensor:
+    """Two samples epoch 1 prunes away (a DataLoader of its own would still deliver them)."""
+    planned = torch.zeros(N, dtype=torch.bool)
+    planned[pruner.plan.indices] = True
+    return torch.nonzero(~planned).flatten()[:2]
+
+
 @pytest.mark.parametrize("call,error,match", [
     (lambda p: p.set_epoch(EPOCHS), ValueError, r"epoch must be an integer in \[0, 4\)"),
     (lambda p: p.set_epoch(-1), ValueError, r"epoch must be an integer in \[0, 4\)"),
@@ -378,10 +385,13 @@ def test_a_state_of_other_parameters_is_refused():
     (lambda p: p.loss(torch.ones(2), torch.tensor([0, N])), IndexError, rf"indices must be in \[0, {N}\)"),
     (lambda p: p.observe(indices=torch.tensor([0, 1]), losses=torch.ones(3)), ValueError, "one loss per sample"),
     (lambda p: p.observe(torch.tensor([0, 1]), torch.ones(2)), TypeError, "positional"),
+    (lambda p: p.loss(torch.ones(2), unplanned(p)), ValueError, r"not in epoch 1's plan, where they would weigh 0"),
 ])
 def test_bad_library_input_is_refused_before_any_state_changes(call, error, match):
     pruner = Pruner("infobatch", N, EPOCHS, seed=1, delta=0.75)
     pruner.set_epoch(0)
+    pruner.loss(losses_for(pruner.plan.indices, 0), pruner.plan.indices)
+    pruner.set_epoch(1)  # a pruned epoch: some samples are outside its plan
     before = io.BytesIO()
     torch.save(pruner.state_dict(), before)
     with pytest.raises(error, match=match):
@@ -487,3 +497,16 @@ def test_strategy_errors_are_pythons_types_in_pythons_words(kwargs, error, match
 def test_the_default_device_is_the_accelerators_else_the_cpu():
     expected = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
     assert Pruner("infobatch", N, EPOCHS).device == expected
+
+
+def test_on_a_gpu_machine_the_default_device_is_the_current_gpu(monkeypatch):
+    from infobatch_runner.integrations import pruner as module
+
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: True)
+    monkeypatch.setattr(torch.accelerator, "current_accelerator", lambda: torch.device("cuda"))
+    monkeypatch.setattr(torch.accelerator, "current_device_index", lambda: 1)
+    assert module.default_device() == torch.device("cuda", 1), "the device torch.cuda.set_device chose (torchrun)"
+    assert module.same_device(torch.device("cuda"), torch.device("cuda:1"))
+    assert not module.same_device(torch.device("cuda:0"), torch.device("cuda:1"))
+    assert module.same_device(torch.device("cpu"), torch.device("cpu:0"))
+    assert not module.same_device(torch.device("cpu"), torch.device("cuda:1"))

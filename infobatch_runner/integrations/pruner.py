@@ -250,6 +250,7 @@ class Pruner:
         self._weight_of = torch.zeros(self.num_samples, dtype=torch.float32, device=plan.weights.device)
         self._weight_of.index_copy_(0, plan.indices, plan.weights.float())
         self._local_list = None
+        self._planned_cpu: torch.Tensor | None = None  # (N,) bool on the host, built on first use
 
     def batch_sampler(self, batch_size: int) -> "PrunedBatchSampler":
         """A batch sampler over this pruner's plans, for DataLoader(batch_sampler=...)."""
@@ -270,9 +271,23 @@ class Pruner:
         return t.to(self.device, torch.long, non_blocking=True)  # no wait on a pinned (DataLoader pin_memory) batch
 
     def weights_for(self, indices: torch.Tensor) -> torch.Tensor:
-        """The current plan's loss weights of these sample indices (float32, on the pruner's device)."""
+        """The current plan's loss weights of these sample indices (float32, on the pruner's device).
+        Indices on the CPU (a DataLoader's) must be in the epoch's plan: a sample outside it has no
+        weight, and training it with weight 0 would silently drop it (a loader not driven by the
+        pruner's batch sampler). On a GPU that check would cost a host sync per batch."""
         self.current()
-        return self._weight_of.index_select(0, self._indices(indices))
+        idx = self._indices(indices)
+        t = torch.as_tensor(indices)
+        if t.device.type == "cpu" and t.numel():
+            if self._planned_cpu is None:  # once per epoch: the plan's membership, on the host
+                self._planned_cpu = torch.zeros(self.num_samples, dtype=torch.bool)
+                self._planned_cpu[self.plan.indices.cpu()] = True
+            outside = t[~self._planned_cpu[t.long()]]
+            if outside.numel():
+                raise ValueError(f"indices {outside[:5].tolist()} are not in epoch {self.epoch}'s plan, where they "
+                                 "would weigh 0: feed the DataLoader with pruner.batch_sampler(batch_size) (and call "
+                                 "pruner.set_epoch(epoch) before each epoch)")
+        return self._weight_of.index_select(0, idx)
 
     def observe(self, *, indices: torch.Tensor, losses: torch.Tensor) -> None:
         """Hand the batch's per-sample losses to the strategy (detached, float32); under torchrun
