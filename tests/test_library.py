@@ -510,3 +510,11 @@ def test_on_a_gpu_machine_the_default_device_is_the_current_gpu(monkeypatch):
     assert not module.same_device(torch.device("cuda:0"), torch.device("cuda:1"))
     assert module.same_device(torch.device("cpu"), torch.device("cpu:0"))
     assert not module.same_device(torch.device("cpu"), torch.device("cuda:1"))
+
+
+def test_the_library_imports_torch_and_nothing_heavy_besides():
+    """Its import time is timed in bench/startup.py; what it must not pull in is checked here."""
+    code = ("import sys, infobatch_runner.library\n"
+            "print([m for m in ('torchvision', 'omegaconf', 'hydra', 'matplotlib', 'wandb', 'timm') if m in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result
