@@ -97,12 +97,9 @@ def run(cfg: DictConfig) -> float | tuple[float, float] | None:
         return job_failed(run_dir, exc, list(hydra_cfg.overrides.task))
     except Interrupted as exc:
         message = str(exc)
-        if multirun:  # the sweep stops with its job: continue the sweep, and report what it finished
-            sweep_dir = Path(hydra_cfg.sweep.dir)
-            message = (message.replace(f"hydra.run.dir={run_dir}", f"hydra.sweep.dir={sweep_dir}")
-                       + " and the sweep's own overrides (its finished jobs are kept)")
+        if multirun:  # the sweep stops with its job: the message says how to continue the sweep; report what it finished
             say(f"{PROG}: job {run_dir.name} {message}", err=True)
-            report_so_far(sweep_dir, cfg.logger)
+            report_so_far(Path(hydra_cfg.sweep.dir), cfg.logger)
         else:
             say(f"{PROG}: {message}", err=True)
         requeue = signal.getsignal(signal.SIGUSR2)

@@ -334,3 +334,16 @@ def test_a_job_slurm_runs_again_continues_its_run_without_being_told(tmp_path, m
     status, out = run_main(monkeypatch, capsys, TINY + [f"hydra.run.dir={run}"])  # the same command, no resume=auto
     assert status in (0, None), out
     assert json.loads((run / "summary.json").read_text())["final/test_acc"] == whole["final/test_acc"]
+
+
+def test_an_interrupted_job_is_told_to_continue_its_sweep_or_its_own_folder(tmp_path):
+    from infobatch_runner.engine.scoring import scoring_stopped
+    from infobatch_runner.engine.train import continue_with, stopped
+
+    alone, in_sweep = continue_with(tmp_path / "run", None), continue_with(tmp_path / "s" / "1_x", tmp_path / "s")
+    assert alone == f"resume=auto hydra.run.dir={tmp_path / 'run'}"
+    assert in_sweep == f"resume=auto hydra.sweep.dir={tmp_path / 's'} and the sweep's own overrides (its finished " \
+                       "jobs are kept)"
+    assert stopped("stopped by SIGTERM after epoch 2", 2, 1, in_sweep).endswith(f"is kept: continue with {in_sweep}")
+    assert stopped("stopped", None, 1, in_sweep).endswith(f"start it afresh in the same folder with {in_sweep}")
+    assert str(scoring_stopped("SIGTERM", "the el2n scoring phase", in_sweep)).endswith(f"{in_sweep} (it scores again)")

@@ -183,14 +183,15 @@ def _save_cache(path: Path, key: dict, result: ScoringResult) -> None:
         log.warning("could not write the score cache %s (%s); the run goes on.", path, first_line(exc))
 
 
-def scoring_stopped(signal_name: str, where: str) -> Interrupted:
+def scoring_stopped(signal_name: str, where: str, how_to_continue: str) -> Interrupted:
     return Interrupted(f"stopped by {signal_name} during {where}; no checkpoint exists yet, so nothing was kept: "
-                       "start it afresh in the same folder with resume=auto (it scores again)", signal_name)
+                       f"start it afresh in the same folder with {how_to_continue} (it scores again)", signal_name)
 
 
-def run_scoring(ctx: Context, spec: ScoringSpec, cache: bool, cache_dir: str, stop: StopFlag | None = None) -> ScoringResult:
+def run_scoring(ctx: Context, spec: ScoringSpec, cache: bool, cache_dir: str, stop: StopFlag | None = None,
+                how_to_continue: str = "resume=auto") -> ScoringResult:
     """Score (or read the cache). SIGTERM/SIGINT (`stop`) end it at the next proxy batch: scores are
-    not checkpointed, so the run keeps nothing and the next start scores again."""
+    not checkpointed, so the run keeps nothing and the next start (`how_to_continue`) scores again."""
     n = len(ctx.data.train)
     key = cache_key(ctx, spec)
     path = cache_path(cache_dir, key)
@@ -220,9 +221,9 @@ def run_scoring(ctx: Context, spec: ScoringSpec, cache: bool, cache_dir: str, st
                 result = train_epoch(ctx, net, schedule, epoch, proxy_plans.plan(epoch), desc, recorder=recorder,
                                      stop=stop)
             except Interrupted as exc:
-                raise scoring_stopped(exc.signal, where) from None
+                raise scoring_stopped(exc.signal, where, how_to_continue) from None
             if stop is not None and stop.signal:
-                raise scoring_stopped(stop.signal, where)
+                raise scoring_stopped(stop.signal, where, how_to_continue)
             check_finite(result, f"scoring proxy {run + 1}, epoch {epoch + 1}")
         if spec.kind == "forgetting":
             total += recorder.scores()

@@ -136,7 +136,7 @@ def train(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> dict
     stop = StopFlag()
     try:
         with stop_on_signals(stop):
-            summary = _train(ctx, strategy, trackers, run_dir, state, stop, world)
+            summary = _train(ctx, strategy, trackers, run_dir, state, stop, world, continue_with(run_dir, sweep_dir))
         if launch.search:  # a search trial: the report lists it among the trials, by its objective
             summary["search"] = {"objective": cfg.objective, "overrides": list(launch.overrides)}
         if sweep_dir is not None and summary["saving_wall"] is None:
@@ -149,7 +149,8 @@ def train(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> dict
     return summary
 
 
-def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, stop: StopFlag, world: World) -> dict:
+def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, stop: StopFlag, world: World,
+           how_to_continue: str) -> dict:
     cfg, t, device = ctx.cfg, ctx.cfg.trainer, ctx.device
     n_train = len(ctx.data.train)
     counts = Counters()
@@ -165,7 +166,7 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
         spec = strategy.scoring()
         if spec is not None:
             scoring = run_scoring(ctx, spec, cfg.prune.get("cache", False), cfg.prune.get("cache_dir", "outputs/score_cache"),
-                                  stop)
+                                  stop, how_to_continue)
             strategy.set_scores(broadcast_tensor(scoring.scores, world))
         torch.manual_seed(cfg.seed)  # anything in the model that draws from the global RNG (dropout)
     net = Trainable(ctx, cfg.seed)
@@ -190,7 +191,8 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
                     save_epoch_end(epoch, ctx, net, strategy, counts, scoring, trackers, run_dir, best=False)
                 last_saved = epoch
             when = f"after epoch {epoch}" if epoch else "before the first epoch"
-            raise Interrupted(stopped(f"stopped by {stop.signal} {when}", last_saved, t.checkpoint_every, run_dir),
+            raise Interrupted(stopped(f"stopped by {stop.signal} {when}", last_saved, t.checkpoint_every,
+                                      how_to_continue),
                               stop.signal)
         start = timed_now(device)
         wall_start = time.time()
@@ -212,7 +214,7 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
                                  agree=(lambda bad: any_rank(bad, world, device)) if world.size > 1 else None)
         except Interrupted as exc:
             raise interrupted(exc, epoch, plan, timed_now(device) - start, ctx, net, strategy, counts, scoring,
-                              trackers, run_dir, world, strategy_clock, last_saved) from None
+                              trackers, run_dir, world, strategy_clock, how_to_continue, last_saved) from None
         if observations is not None:
             with strategy_clock():
                 observations.merge(strategy, world)  # once per epoch: every rank's losses, every rank
@@ -268,14 +270,21 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
     return summary
 
 
-def stopped(what: str, last_saved: int | None, every: int, run_dir: Path) -> str:
+def continue_with(run_dir: Path, sweep_dir: Path | None) -> str:
+    """The command that continues an interrupted run: its own folder, or for a sweep's job the whole
+    sweep (its finished jobs are kept, this one resumes from its checkpoint)."""
+    if sweep_dir is None:
+        return f"resume=auto hydra.run.dir={run_dir}"
+    return f"resume=auto hydra.sweep.dir={sweep_dir} and the sweep's own overrides (its finished jobs are kept)"
+
+
+def stopped(what: str, last_saved: int | None, every: int, how_to_continue: str) -> str:
     """The message of an interrupted run: what it leaves to resume from, and how to continue."""
     if every == 0:
         return f"{what}; trainer.checkpoint_every=0 keeps no checkpoint, so nothing was kept."
     if last_saved is None:
-        return (f"{what}; no checkpoint exists yet: start it afresh in the same folder with resume=auto "
-                f"hydra.run.dir={run_dir}")
-    return f"{what}; the checkpoint of epoch {last_saved} is kept: continue with resume=auto hydra.run.dir={run_dir}"
+        return f"{what}; no checkpoint exists yet: start it afresh in the same folder with {how_to_continue}"
+    return f"{what}; the checkpoint of epoch {last_saved} is kept: continue with {how_to_continue}"
 
 
 def save_epoch_end(epochs_done: int, ctx: Context, net: Trainable, strategy, counts: Counters, scoring: ScoringResult,
@@ -297,14 +306,14 @@ def save_epoch_end(epochs_done: int, ctx: Context, net: Trainable, strategy, cou
 
 def interrupted(exc: Interrupted, epoch: int, plan: Plan, elapsed_s: float, ctx: Context, net: Trainable, strategy,
                 counts: Counters, scoring: ScoringResult, trackers, run_dir: Path, world: World,
-                clock: SectionClock, last_saved: int | None = None) -> Interrupted:
+                clock: SectionClock, how_to_continue: str, last_saved: int | None = None) -> Interrupted:
     """Save where the interrupted epoch stands (single process, unless trainer.checkpoint_every=0;
     under torchrun the other ranks' observations are not merged yet, so the epoch restarts from the
     last checkpoint) and say how to continue."""
-    where = f"hydra.run.dir={run_dir}"
     every = ctx.cfg.trainer.checkpoint_every
     if world.size > 1 or exc.progress is None or every == 0:
-        return Interrupted(stopped(f"stopped by {exc.signal} during epoch {epoch + 1}", last_saved, every, run_dir),
+        return Interrupted(stopped(f"stopped by {exc.signal} during epoch {epoch + 1}", last_saved, every,
+                                   how_to_continue),
                            exc.signal)
     counts.time_strategy_s = clock.collect()
     saved = snapshot(epoch, ctx, net, strategy, counts, scoring, (trackers.wandb_info() or {}).get("id"))
@@ -314,7 +323,7 @@ def interrupted(exc: Interrupted, epoch: int, plan: Plan, elapsed_s: float, ctx:
                          "skipped": p.skipped_batches, "skipped_samples": p.skipped_samples, "elapsed_s": elapsed_s}
     checkpoint.save(run_dir / "checkpoints", saved, is_best=False)
     return Interrupted(f"stopped by {exc.signal} at epoch {epoch + 1}, step {p.steps_done}; saved a checkpoint "
-                       f"there: continue with resume=auto {where}", exc.signal)
+                       f"there: continue with {how_to_continue}", exc.signal)
 
 
 def snapshot(epochs_done: int, ctx: Context, net: Trainable, strategy, counts: Counters, scoring: ScoringResult,
