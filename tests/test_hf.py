@@ -147,3 +147,36 @@ def test_resume_is_refused_and_evaluation_is_the_trainers(tiny_trainer_parts, tm
     trainer.train()
     assert trainer.pruner.epoch == 1 and len(trainer.pruner.plan) == 30
     assert torch.isfinite(torch.tensor(trainer.evaluate()["eval_loss"])), "eval batches carry no index: the model's loss"
+
+
+def test_a_causal_lm_trains_per_sequence_losses_in_bf16_with_workers(monkeypatch, tmp_path, compose_cfg):
+    """The official issue's case (a causal LM): each sequence's loss is the mean over its labelled
+    tokens, shifted as the model's own; the plans are the runner's, with 2 workers and bf16."""
+    import torch.nn.functional as F
+    from transformers import GPT2Config, GPT2LMHeadModel, TrainingArguments
+
+    from infobatch_runner.data.idx import load_fashion_mnist
+    from infobatch_runner.integrations.hf import InfoBatchTrainer, sequence_loss
+
+    train, _ = load_fashion_mnist(None, False)
+    tokens = (F.avg_pool2d(train.images[:512].float(), 4).flatten(1) / 16).long()  # 49 patch tokens per image
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=16, n_positions=49, n_embd=32, n_layer=1, n_head=2,
+                                       bos_token_id=0, eos_token_id=0))
+    with torch.no_grad():
+        out = model(input_ids=tokens[:8], labels=tokens[:8])
+        assert sequence_loss(out, tokens[:8], causal=True).mean() == pytest.approx(out.loss.item(), rel=1e-5)
+        masked = tokens[:2].clone()
+        masked[0, 30:] = -100  # a shorter sequence: its mean over its own 29 predicted tokens
+        two = model(input_ids=tokens[:2])
+        per_token = F.cross_entropy(two.logits[0, :29].float(), tokens[0, 1:30], reduction="mean")
+        assert sequence_loss(two, masked, causal=True)[0] == pytest.approx(per_token.item(), rel=1e-6)
+    rec = Recorder(monkeypatch)
+    args = TrainingArguments(tmp_path, num_train_epochs=3, per_device_train_batch_size=32, learning_rate=1e-3,
+                             save_strategy="no", report_to="none", seed=0, dataloader_num_workers=2, bf16=True,
+                             use_cpu=True, disable_tqdm=True)
+    data = [{"input_ids": t, "labels": t.clone()} for t in tokens]
+    trainer = InfoBatchTrainer(model=model, args=args, train_dataset=data, strategy_params={"delta": 0.67})
+    trainer.train()
+    assert trainer.lr_scheduler.get_last_lr()[0] == 0.0 and len(rec.plans[1][1]) < 512
+    rec.check_against_runner(compose_cfg(["prune=infobatch", "prune.delta=0.67"]).prune, 512, 3, seed=0)
