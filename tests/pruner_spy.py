@@ -27,6 +27,8 @@ class Recorder:
 
         def spy_loss(pruner, losses, indices):
             out = loss(pruner, losses, indices)
+            if not self.batches:  # a restored epoch: planned before the spy, its batches go on here
+                self.batches.append([])
             self.batches[-1].append((torch.as_tensor(indices).clone(), losses.detach().clone(), out.detach().clone()))
             return out
 

@@ -50,20 +50,25 @@ def readme_block(marker: str) -> str:
     return re.search(r"```python\n(.*?)```", text.split(marker, 1)[1], re.S).group(1)
 
 
+def accelerate_launch(*argv: str, cwd: Path) -> str:
+    """`accelerate launch` on 2 CPU processes (gloo); their stdout."""
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    accelerate = Path(sys.executable).with_name("accelerate")
+    result = subprocess.run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                             "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0", *argv],
+                            cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
 def launch_two_processes(script: str, tmp_path: Path) -> list[dict]:
-    """`accelerate launch` on 2 CPU processes (gloo), each spied on; their records."""
+    """The script on 2 processes, each spied on; their records."""
     (tmp_path / "script.py").write_text(script)
     (tmp_path / "spy.py").write_text(SPY.format(tests=str(TESTS)))
     out = tmp_path / "records"
     out.mkdir()
-    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
-    accelerate = Path(sys.executable).with_name("accelerate")
-    result = subprocess.run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                             "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
-                             str(tmp_path / "spy.py"), str(tmp_path / "script.py"), str(out)],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return [torch.load(out / f"rank{r}.pt") for r in (0, 1)], result.stdout
+    stdout = accelerate_launch(str(tmp_path / "spy.py"), str(tmp_path / "script.py"), str(out), cwd=tmp_path)
+    return [torch.load(out / f"rank{r}.pt") for r in (0, 1)], stdout
 
 
 @pytest.fixture
@@ -132,7 +137,7 @@ def test_what_a_pruned_run_cannot_honour_is_refused(tiny_trainer_parts, tmp_path
         InfoBatchTrainer(model=model, args=TrainingArguments(tmp_path, report_to="none", **kwargs), train_dataset=data)
 
 
-def test_resume_is_refused_and_evaluation_is_the_trainers(tiny_trainer_parts, tmp_path):
+def test_a_checkpoint_without_the_pruner_is_refused_and_evaluation_is_the_trainers(tiny_trainer_parts, tmp_path):
     from transformers import TrainingArguments
 
     from infobatch_runner.integrations.hf import InfoBatchTrainer
@@ -142,7 +147,7 @@ def test_resume_is_refused_and_evaluation_is_the_trainers(tiny_trainer_parts, tm
                                                                    per_device_train_batch_size=8, save_strategy="no"),
                                train_dataset=data, eval_dataset=data, strategy="random_dynamic",
                                strategy_params={"ratio": 0.5})
-    with pytest.raises(ValueError, match="cannot resume from a Trainer checkpoint"):
+    with pytest.raises(ValueError, match="holds no infobatch_pruner_0.pt: it was not saved by an InfoBatchTrainer"):
         trainer.train(resume_from_checkpoint=str(tmp_path))
     trainer.train()
     assert trainer.pruner.epoch == 1 and len(trainer.pruner.plan) == 30
@@ -180,3 +185,111 @@ def test_a_causal_lm_trains_per_sequence_losses_in_bf16_with_workers(monkeypatch
     trainer.train()
     assert trainer.lr_scheduler.get_last_lr()[0] == 0.0 and len(rec.plans[1][1]) < 512
     rec.check_against_runner(compose_cfg(["prune=infobatch", "prune.delta=0.67"]).prune, 512, 3, seed=0)
+
+
+def test_a_run_stopped_mid_epoch_resumes_from_its_checkpoint_to_the_same_weights(tmp_path, monkeypatch):
+    """Checkpoints every 3 steps; a run stopped after step 8 resumes from checkpoint-6 (inside epoch 1,
+    a pruned one) and ends with the uninterrupted run's plans, batches, learning rate and weights."""
+    import torch.nn.functional as F
+    from transformers import BertConfig, BertForSequenceClassification, TrainerCallback, TrainingArguments
+
+    from infobatch_runner.data.idx import load_fashion_mnist
+    from infobatch_runner.integrations.hf import InfoBatchTrainer
+
+    train, _ = load_fashion_mnist(None, False)
+    patches = F.avg_pool2d(train.images[:300].float(), 4).flatten(1)
+    data = [{"input_ids": (p / 16).long(), "labels": int(y)} for p, y in zip(patches, train.labels[:300])]
+
+    class StopAfter(TrainerCallback):
+        def __init__(self, step):
+            self.step = step
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == self.step:
+                control.should_training_stop = True
+
+    def trainer(out, *callbacks):
+        torch.manual_seed(0)
+        model = BertForSequenceClassification(BertConfig(
+            vocab_size=16, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+            max_position_embeddings=49, num_labels=10, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
+        args = TrainingArguments(out, num_train_epochs=4, per_device_train_batch_size=32, learning_rate=3e-3,
+                                 gradient_accumulation_steps=2, lr_scheduler_type="linear", save_strategy="steps",
+                                 save_steps=3, report_to="none", seed=0, disable_tqdm=True)
+        return InfoBatchTrainer(model=model, args=args, train_dataset=data, callbacks=list(callbacks),
+                                strategy_params={"delta": 0.75})
+
+    rec = Recorder(monkeypatch)
+    whole = trainer(tmp_path / "whole")
+    whole.train()
+    whole_plans, whole_lrs = list(rec.plans), [b for epoch in rec.batches for b in epoch]
+    rec.plans.clear(), rec.batches.clear()
+    stopped = trainer(tmp_path / "stopped", StopAfter(8))
+    stopped.train()
+    checkpoint = tmp_path / "stopped" / "checkpoint-6"
+    saved = torch.load(checkpoint / "infobatch_pruner_0.pt", weights_only=False)
+    assert saved["epoch"] == 1 and 0 < saved["batches_done"] < len(batch_starts(len(saved["plan"]["indices"]), 32))
+    rec.plans.clear(), rec.batches.clear()
+    resumed = trainer(tmp_path / "stopped")
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+
+    assert [e for e, *_ in rec.plans] == [2, 3], "epoch 1's plan restored, then 2 and 3 planned"
+    for (e, indices, weights), (e2, indices2, weights2) in zip(rec.plans, whole_plans[2:]):
+        assert e == e2 and torch.equal(indices, indices2) and torch.equal(weights, weights2)
+    trained = [b for epoch in rec.batches for b in epoch]
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(trained, whole_lrs[-len(trained):])), "the same batches"
+    assert resumed.state.global_step == whole.state.global_step
+    assert resumed.lr_scheduler.get_last_lr() == whole.lr_scheduler.get_last_lr()
+    assert set(whole.lr_scheduler.get_last_lr()) == {0.0}, "the schedule ended at the last real step"
+    for (name, a), (_, b) in zip(whole.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+RESUME_SCRIPT = """
+import os, sys, torch
+import torch.nn.functional as F
+from transformers import BertConfig, BertForSequenceClassification, TrainerCallback, TrainingArguments
+from infobatch_runner.data.idx import load_fashion_mnist
+from infobatch_runner.integrations.hf import InfoBatchTrainer
+
+train, _ = load_fashion_mnist(None, False)
+patches = F.avg_pool2d(train.images[:600].float(), 4).flatten(1)
+data = [{"input_ids": (p / 16).long(), "labels": int(y)} for p, y in zip(patches, train.labels[:600])]
+
+
+class StopAfter(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        control.should_training_stop = state.global_step == 8
+
+
+torch.manual_seed(0)
+model = BertForSequenceClassification(BertConfig(
+    vocab_size=16, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+    max_position_embeddings=49, num_labels=10, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
+mode = sys.argv[1]
+args = TrainingArguments("whole" if mode == "whole" else "stopped", num_train_epochs=4, per_device_train_batch_size=32,
+                         learning_rate=3e-3, gradient_accumulation_steps=2, save_strategy="steps", save_steps=3,
+                         report_to="none", seed=0, disable_tqdm=True)
+trainer = InfoBatchTrainer(model=model, args=args, train_dataset=data, strategy_params={"delta": 0.75},
+                           callbacks=[StopAfter()] if mode == "stop" else [])
+trainer.train(resume_from_checkpoint="stopped/checkpoint-6" if mode == "resume" else None)
+torch.save(trainer.model.state_dict(), f"{mode}-{os.environ['RANK']}.pt")
+print(mode, os.environ["RANK"], trainer.state.global_step, trainer.pruner.epoch)
+"""
+
+
+def test_two_processes_stopped_mid_epoch_resume_to_the_same_weights(tmp_path):
+    """Under accelerate launch every process saves its own pruner state, with its losses not merged
+    yet; resumed from checkpoint-6 (inside epoch 1), both end with the uninterrupted run's weights."""
+    (tmp_path / "resume.py").write_text(RESUME_SCRIPT)
+    printed = {mode: accelerate_launch("resume.py", mode, cwd=tmp_path) for mode in ("whole", "stop", "resume")}
+    saved = [torch.load(tmp_path / "stopped" / "checkpoint-6" / f"infobatch_pruner_{r}.pt", weights_only=False)
+             for r in (0, 1)]
+    assert [s["epoch"] for s in saved] == [1, 1] and all(s["pending"] is not None for s in saved), "mid-epoch"
+    steps = {mode: sorted(re.findall(rf"^{mode} (\d) (\d+) (\d+)$", out, re.M)) for mode, out in printed.items()}
+    assert steps["stop"] == [("0", "8", "1"), ("1", "8", "1")], printed["stop"]
+    assert steps["resume"] == steps["whole"] and steps["whole"][0][2] == "3", printed
+    whole = torch.load(tmp_path / "whole-0.pt")
+    for r in (0, 1):
+        resumed = torch.load(tmp_path / f"resume-{r}.pt")
+        assert all(torch.equal(whole[k], resumed[k]) for k in whole), f"rank {r}"

@@ -218,8 +218,13 @@ def test_two_replicas_take_equal_shards_that_cover_the_plan():
 
     idx = torch.tensor(walked[0][:2])
     pruners[0].loss(torch.ones(2), idx)
-    with pytest.raises(RuntimeError, match="end_epoch"):
-        pruners[0].state_dict()
+    saved = pruners[0].state_dict()  # mid-epoch: this rank's losses, not merged yet, travel with its state
+    assert torch.equal(saved["pending"]["indices"], idx) and torch.equal(saved["pending"]["losses"], torch.ones(2))
+    with pytest.raises(ValueError, match="rank 0's of 2 replicas, saved mid-epoch"):
+        Pruner("random_dynamic", N, EPOCHS, seed=0, ratio=0.3, num_replicas=2, rank=1).load_state_dict(saved)
+    again = Pruner("random_dynamic", N, EPOCHS, seed=0, ratio=0.3, num_replicas=2, rank=0)
+    again.load_state_dict(saved)
+    assert torch.equal(again.state_dict()["pending"]["indices"], idx) and again.batches_done == 1
     with pytest.raises(RuntimeError, match="init_process_group"):
         pruners[0].set_epoch(1)
 

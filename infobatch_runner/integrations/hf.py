@@ -24,14 +24,20 @@ methods and its schedule never finishes):
 - the learning-rate schedule (any of the Trainer's lr_scheduler_type, warm-up included) runs on
   the run's progress in epochs, epoch + steps done / this epoch's steps, as infobatch-run's does:
   it ends exactly at the last real step, however long the pruned epochs turn out (InfoBatch's
-  lengths are known only when each epoch is planned). warmup_steps count steps of the first epoch's
-  length. The progress bar's total is re-estimated at each epoch.
-- refused, with a sentence: max_steps (pruning plans epochs), a fractional num_train_epochs, and
-  resume_from_checkpoint (the Trainer would locate a pruned run's epoch by its first epoch's length).
+  lengths are known only when each epoch is planned). The schedule's nominal length, and the steps
+  warmup_steps count, are those of full-data epochs. The progress bar's total is re-estimated at each
+  epoch.
+- checkpoints: each of the Trainer's checkpoints holds the pruner's state (every process its own,
+  `infobatch_pruner_<rank>.pt`, with its losses not merged yet); train(resume_from_checkpoint=...)
+  restores it and resumes where the pruner stands, mid-epoch included: the Trainer would locate a
+  pruned run's epoch by its first epoch's length and skip batches of another plan.
+- refused, with a sentence: max_steps (pruning plans epochs), a fractional num_train_epochs, and a
+  checkpoint without the pruner's state.
 """
 
 import inspect
 import math
+import os
 from collections.abc import Callable, Mapping
 from functools import partial
 
@@ -41,13 +47,32 @@ from torch.utils.data import DataLoader
 
 try:
     from accelerate.data_loader import prepare_data_loader
-    from transformers import Trainer
+    from transformers import Trainer, TrainerCallback
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-    from transformers.trainer_utils import RemoveColumnsCollator, seed_worker
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, RemoveColumnsCollator, get_last_checkpoint, seed_worker
 except ImportError:
     raise ImportError("infobatch_runner.integrations.hf needs transformers: pip install 'infobatch-runner[hf]'") from None
 
+from infobatch_runner.data.loaders import batch_starts
 from infobatch_runner.integrations.pruner import IndexedDataset, Pruner
+
+
+def pruner_state_file(checkpoint: str, rank: int) -> str:
+    return os.path.join(checkpoint, f"infobatch_pruner_{rank}.pt")
+
+
+class _SavePrunerState(TrainerCallback):
+    """Writes the pruner's state into each checkpoint the Trainer saves (on every process: its own)."""
+
+    def __init__(self, trainer: "InfoBatchTrainer"):
+        self.trainer = trainer
+
+    def on_save(self, args, state, control, **kwargs):
+        pruner = self.trainer.pruner
+        if pruner is not None:
+            folder = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+            os.makedirs(folder, exist_ok=True)  # another process may write the Trainer's files there first
+            torch.save(pruner.state_dict(), pruner_state_file(folder, pruner.world.rank))
 
 
 def sequence_loss(outputs, labels: torch.Tensor, causal: bool) -> torch.Tensor:
@@ -94,15 +119,20 @@ class InfoBatchTrainer(Trainer):
         self.pruner: Pruner | None = None
         self.loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides it by the accumulation steps
         self._epoch_at: tuple[int, int, int] | None = None  # (epoch, scheduler steps before it, its steps)
+        self._resume_from: str | None = None  # the checkpoint whose pruner state the next pruner loads
+        self.add_callback(_SavePrunerState(self))
 
     # -- data --------------------------------------------------------------------------------
     def get_train_dataloader(self) -> DataLoader:
         if self.train_dataset is None:
             raise ValueError("InfoBatchTrainer: training requires a train_dataset")
-        if self.pruner is None:
+        if self.pruner is None or self._resume_from is not None:
             self.pruner = Pruner(self.strategy, len(self.train_dataset), int(self.args.num_train_epochs),
                                  seed=self.args.seed, device=self.args.device, num_replicas=self.accelerator.num_processes,
                                  rank=self.accelerator.process_index, **self.strategy_params)
+            if self._resume_from is not None:
+                self.pruner.load_state_dict(torch.load(pruner_state_file(self._resume_from, self.pruner.world.rank),
+                                                       weights_only=False))
         args = self.args
         workers = args.dataloader_num_workers
         loader = DataLoader(IndexedDataset(self.train_dataset, key=self.index_key),
@@ -142,18 +172,57 @@ class InfoBatchTrainer(Trainer):
 
     # -- epochs and schedule -------------------------------------------------------------------
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)  # as the Trainer resolves it
         if resume_from_checkpoint:
-            raise ValueError("InfoBatchTrainer cannot resume from a Trainer checkpoint: the Trainer finds the epoch "
-                             "to resume by the first epoch's length, which a pruned run's epochs do not have")
-        return super().train(None, *args, **kwargs)
+            state = pruner_state_file(resume_from_checkpoint, self.accelerator.process_index)
+            if not os.path.isfile(state):
+                raise ValueError(f"{resume_from_checkpoint} holds no {os.path.basename(state)}: it was not saved by "
+                                 "an InfoBatchTrainer, and without the pruner's state the run cannot go on as it was")
+        self._resume_from = resume_from_checkpoint or None
+        self.pruner = None  # a new run, or the saved one: planned afresh or restored in get_train_dataloader
+        try:
+            return super().train(resume_from_checkpoint, *args, **kwargs)
+        finally:
+            self._resume_from = None
+
+    def _init_training_state(self, *args, **kwargs):
+        """Where to resume: the pruner's epoch and the batches it trained, not the Trainer's guess
+        from its step count and the first epoch's length."""
+        epoch, batches = super()._init_training_state(*args, **kwargs)
+        if self._resume_from is None:
+            return epoch, batches
+        if self.pruner.batches_done >= self._epoch_batches():  # saved at the end of its epoch
+            return self.pruner.epoch + 1, 0
+        return self.pruner.epoch, self.pruner.batches_done
+
+    def set_initial_training_values(self, args, dataloader):
+        """The run's nominal length, the same for a fresh and a resumed run: epochs x the steps of a
+        full-data epoch (the Trainer would take the loader's length now: the first epoch's, or what is
+        left of a resumed one). The schedule is sized on it and read at the run's progress; a pruned
+        run never reaches it, so the Trainer's max_steps never stops it early."""
+        values = list(super().set_initial_training_values(args, dataloader))
+        full = len(batch_starts(math.ceil(len(self.train_dataset) / self.pruner.world.size), self._train_batch_size))
+        per_epoch = max(math.ceil(full / args.gradient_accumulation_steps), 1)
+        values[1], values[5], values[6] = per_epoch, full, per_epoch * int(args.num_train_epochs)
+        return tuple(values)
+
+    def get_resumed_dataloader(self, dataloader, num_batches: int):
+        """The pruner's sampler starts after the batches its state trained: nothing to skip here."""
+        return dataloader
+
+    def _epoch_batches(self) -> int:
+        """This process's batches in the current epoch, all of them (a resumed epoch included)."""
+        return len(batch_starts(len(self.pruner.current()), self._train_batch_size))
 
     def _run_epoch(self, **kwargs):
         """Plan the epoch, then run the Trainer's epoch with its real batch and step counts."""
-        epoch, loader = kwargs["epoch"], kwargs["train_dataloader"]
-        self.pruner.set_epoch(epoch)
-        batches = len(loader)
-        steps = max(math.ceil(batches / self.args.gradient_accumulation_steps), 1)
-        self._epoch_at = (epoch, self.lr_scheduler.last_epoch if self.lr_scheduler is not None else 0, steps)
+        epoch, gas = kwargs["epoch"], self.args.gradient_accumulation_steps
+        self.pruner.set_epoch(epoch)  # a no-op for a restored epoch
+        batches = self._epoch_batches()
+        steps = max(math.ceil(batches / gas), 1)
+        done = self.pruner.batches_done // gas  # a resumed epoch's steps already taken
+        self._epoch_at = (epoch, (self.lr_scheduler.last_epoch if self.lr_scheduler is not None else 0) - done, steps)
         self._resize_progress_bar(epoch, steps)
         return super()._run_epoch(**{**kwargs, "steps_in_epoch": batches, "num_update_steps_per_epoch": steps})
 

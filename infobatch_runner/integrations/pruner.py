@@ -337,8 +337,7 @@ class Pruner:
 
     def end_epoch(self) -> None:
         """Merge the epoch's observations of all ranks into every rank's strategy (torchrun only; a
-        collective: every rank calls it). set_epoch() does it; call it yourself before saving a
-        checkpoint at an epoch's end."""
+        collective: every rank calls it). set_epoch() does it."""
         if self._pending is None or not self._pending.indices:
             return
         if self.world.size > 1 and not (dist.is_available() and dist.is_initialized()):
@@ -348,14 +347,17 @@ class Pruner:
 
     # -- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        """The strategy's whole state (its generator included), the epoch and its plan."""
-        if self._pending is not None and self._pending.indices:
-            raise RuntimeError("this rank holds observations not merged yet: call end_epoch() on every rank "
-                               "before state_dict()")
+        """The strategy's whole state (its generator included), the epoch and its plan, and under
+        torchrun this rank's observations not merged yet: mid-epoch, every rank saves its own state
+        (as its own RNG state), and merging early would change what the epoch's end merges."""
         plan = None if self.plan is None else {"indices": self.plan.indices.cpu(), "weights": self.plan.weights.cpu()}
+        pending = None
+        if self._pending is not None and self._pending.indices:
+            pending = {"indices": torch.cat(self._pending.indices).cpu(), "losses": torch.cat(self._pending.losses).cpu()}
         return {"name": self.strategy.name, "num_samples": self.num_samples, "epoch": self.epoch, "plan": plan,
                 "params": dict(self.params), "batches_done": self.batches_done, "walked": self._walked,
-                "strategy": self.strategy.state_dict()}
+                "strategy": self.strategy.state_dict(), "pending": pending, "rank": self.world.rank,
+                "replicas": self.world.size}
 
     def load_state_dict(self, state: dict) -> None:
         if state["name"] != self.strategy.name or state["num_samples"] != self.num_samples:
@@ -367,7 +369,16 @@ class Pruner:
             if differ:
                 what = ", ".join(f"{k}={saved.get(k)!r} (this Pruner: {self.params.get(k)!r})" for k in differ)
                 raise ValueError(f"this state was saved with other parameters: {what}; build the Pruner as it was")
+        replicas, rank = state.get("replicas", self.world.size), state.get("rank", self.world.rank)
+        if state.get("pending") is not None and (replicas, rank) != (self.world.size, self.world.rank):
+            raise ValueError(f"this state is rank {rank}'s of {replicas} replicas, saved mid-epoch with that rank's "
+                             f"losses not merged yet; load it into rank {rank} of {replicas} (this Pruner: rank "
+                             f"{self.world.rank} of {self.world.size})")
         self.strategy.load_state_dict(state["strategy"])
+        if self._pending is not None:
+            self._pending = Observations()
+            if state.get("pending") is not None:
+                self._pending.observe(state["pending"]["indices"].to(self.device), state["pending"]["losses"].to(self.device))
         self.epoch, self.plan, self.local, self._weight_of, self._local_list = state["epoch"], None, None, None, None
         if state["plan"] is not None:
             p = state["plan"]
