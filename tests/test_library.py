@@ -45,6 +45,37 @@ def fashion_subset(n: int) -> TensorDataset:
     return TensorDataset(train.images[:n].float() / 255, train.labels[:n])
 
 
+def pruned_classifier(L, data, batch_size: int, hidden: int | None = None, validate: bool = False):
+    """A LightningModule class: a small classifier of `data` trained through the callback's pruner
+    (self.pruner), seeded at construction; with `validate`, a validation loss to checkpoint on."""
+    class Net(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            layers = [torch.nn.Linear(784, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 10)] if hidden else \
+                [torch.nn.Linear(784, 10)]
+            self.net = torch.nn.Sequential(torch.nn.Flatten(), *layers)
+
+        def train_dataloader(self):
+            return DataLoader(IndexedDataset(data), batch_sampler=self.pruner.batch_sampler(batch_size))
+
+        def training_step(self, batch, batch_idx):
+            x, y, idx = batch
+            return self.pruner.loss(F.cross_entropy(self.net(x), y, reduction="none"), idx)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+        if validate:
+            def val_dataloader(self):
+                return DataLoader(data, batch_size=300)
+
+            def validation_step(self, batch, batch_idx):
+                self.log("val_loss", F.cross_entropy(self.net(batch[0]), batch[1]))
+
+    return Net
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_readme_example_trains_the_runners_plans(workers, monkeypatch, tmp_path, capsys, compose_cfg):
     code = example_code()
@@ -72,22 +103,7 @@ def test_lightning_callback_trains_the_runners_plans(monkeypatch, tmp_path, comp
     data = fashion_subset(2000)
     rec = Recorder(monkeypatch)
 
-    class Net(L.LightningModule):
-        def __init__(self):
-            super().__init__()
-            torch.manual_seed(0)
-            self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 64), torch.nn.ReLU(),
-                                           torch.nn.Linear(64, 10))
-
-        def train_dataloader(self):
-            return DataLoader(IndexedDataset(data), batch_sampler=self.pruner.batch_sampler(128))
-
-        def training_step(self, batch, batch_idx):
-            x, y, idx = batch
-            return self.pruner.loss(F.cross_entropy(self.net(x), y, reduction="none"), idx)
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.1)
+    Net = pruned_classifier(L, data, batch_size=128, hidden=64)
 
     class Counter(L.Callback):
         def __init__(self):
@@ -123,27 +139,7 @@ def test_lightning_resumed_from_a_checkpoint_plans_as_the_uninterrupted_run(monk
     data = fashion_subset(600)
     rec = Recorder(monkeypatch)
 
-    class Net(L.LightningModule):
-        def __init__(self):
-            super().__init__()
-            torch.manual_seed(0)
-            self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
-
-        def train_dataloader(self):
-            return DataLoader(IndexedDataset(data), batch_sampler=self.pruner.batch_sampler(64))
-
-        def val_dataloader(self):
-            return DataLoader(data, batch_size=300)
-
-        def training_step(self, batch, batch_idx):
-            x, y, idx = batch
-            return self.pruner.loss(F.cross_entropy(self.net(x), y, reduction="none"), idx)
-
-        def validation_step(self, batch, batch_idx):
-            self.log("val_loss", F.cross_entropy(self.net(batch[0]), batch[1]))
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.1)
+    Net = pruned_classifier(L, data, batch_size=64, validate=True)
 
     def fit(max_epochs, folder, ckpt=None):
         callbacks = [InfoBatchCallback("infobatch", 600, 4, seed=0, delta=0.75),
@@ -169,20 +165,7 @@ def test_a_lightning_callback_reused_for_a_second_fit_plans_that_fits_epochs(mon
     data = fashion_subset(600)
     rec = Recorder(monkeypatch)
 
-    class Net(L.LightningModule):
-        def __init__(self):
-            super().__init__()
-            self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
-
-        def train_dataloader(self):
-            return DataLoader(IndexedDataset(data), batch_sampler=self.pruner.batch_sampler(64))
-
-        def training_step(self, batch, batch_idx):
-            x, y, idx = batch
-            return self.pruner.loss(F.cross_entropy(self.net(x), y, reduction="none"), idx)
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.1)
+    Net = pruned_classifier(L, data, batch_size=64)
 
     def fit(callback, max_epochs):
         torch.manual_seed(0)

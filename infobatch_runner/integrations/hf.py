@@ -126,7 +126,7 @@ class InfoBatchTrainer(Trainer):
     def get_train_dataloader(self) -> DataLoader:
         if self.train_dataset is None:
             raise ValueError("InfoBatchTrainer: training requires a train_dataset")
-        if self.pruner is None or self._resume_from is not None:
+        if self.pruner is None:  # once per train(): a new run's, or the checkpoint's restored
             self.pruner = Pruner(self.strategy, len(self.train_dataset), int(self.args.num_train_epochs),
                                  seed=self.args.seed, device=self.args.device, num_replicas=self.accelerator.num_processes,
                                  rank=self.accelerator.process_index, **self.strategy_params)

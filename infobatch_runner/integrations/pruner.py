@@ -174,7 +174,7 @@ class Pruner:
         self.batches_done = 0
         self._resume_at = 0
         self._nonfinite: torch.Tensor | None = None  # (N,) samples whose loss was NaN or inf this epoch
-        self._warned_device = False
+        self._device_checked = False
 
     # -- the plan ------------------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -299,10 +299,11 @@ class Pruner:
         if losses.dim() != 1 or losses.shape[0] != idx.shape[0]:
             raise ValueError(f"observe() takes one loss per sample: got losses of shape {tuple(losses.shape)} for "
                              f"{idx.shape[0]} indices")
-        if not self._warned_device and not same_device(losses.device, self.device):
-            self._warned_device = True
-            warnings.warn(f"the losses are on {losses.device} and this Pruner's state on {self.device}: every batch "
-                          f"copies them across; build it with device={str(losses.device)!r}", stacklevel=3)
+        if not self._device_checked:  # once: the losses stay where the model is
+            self._device_checked = True
+            if not same_device(losses.device, self.device):
+                warnings.warn(f"the losses are on {losses.device} and this Pruner's state on {self.device}: every batch "
+                              f"copies them across; build it with device={str(losses.device)!r}", stacklevel=3)
         self.batches_done += 1
         values = losses.detach().float().to(self.device)
         if self._nonfinite is None:
