@@ -36,6 +36,16 @@ def run_epoch(strategy, epoch, dtype=torch.float32):
     return plan
 
 
+def in_lockstep(a, b, epochs, observe):
+    """Two strategies through `epochs` epochs: each epoch they must plan alike, then observe(idx, epoch)
+    feeds each batch of the plan to both, in its own way."""
+    for e in range(epochs):
+        plan, same = a.plan(e), b.plan(e)
+        assert torch.equal(plan.indices, same.indices) and torch.equal(plan.weights, same.weights), f"epoch {e}"
+        for start in range(0, len(plan), BATCH):
+            observe(plan.indices[start : start + BATCH], e)
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_plans_are_valid(name):
     s = make(name)
@@ -94,13 +104,12 @@ def test_observe_accepts_low_precision_losses(name, dtype):
     """bf16/fp16 losses (autocast) plan exactly as the same values given in float32: the strategy
     casts them, and neither refuses them nor keeps them in half precision."""
     low, high = make(name), make(name)
-    for e in range(3):
-        plan, same = low.plan(e), high.plan(e)
-        assert torch.equal(plan.indices, same.indices) and torch.equal(plan.weights, same.weights), f"epoch {e}"
-        for start in range(0, len(plan), BATCH):
-            idx = plan.indices[start : start + BATCH]
-            low.observe(idx, losses_for(idx, dtype))
-            high.observe(idx, losses_for(idx, dtype).float())
+
+    def observe(idx, epoch):
+        low.observe(idx, losses_for(idx, dtype))
+        high.observe(idx, losses_for(idx, dtype).float())
+
+    in_lockstep(low, high, 3, observe)
     state = low.state_dict()
     assert all(v.dtype not in (torch.bfloat16, torch.float16) for v in state.values() if isinstance(v, torch.Tensor))
 
@@ -146,15 +155,14 @@ def test_a_non_finite_loss_leaves_its_sample_as_it_was(name):
     state of observing only the others (one NaN in InfoBatch's scores used to void its mean, and
     with it every later epoch's pruning)."""
     with_bad, without = make(name), make(name)
-    for e in range(3):
-        plan_a, plan_b = with_bad.plan(e), without.plan(e)
-        assert torch.equal(plan_a.indices, plan_b.indices) and torch.equal(plan_a.weights, plan_b.weights), f"epoch {e}"
-        for start in range(0, len(plan_a), BATCH):
-            idx = plan_a.indices[start : start + BATCH]
-            losses = losses_for(idx)
-            bad = idx % 7 == e
-            with_bad.observe(idx, torch.where(bad, torch.tensor([math.nan, math.inf])[idx % 2], losses))
-            without.observe(idx[~bad], losses[~bad])
+
+    def observe(idx, epoch):
+        losses = losses_for(idx)
+        bad = idx % 7 == epoch
+        with_bad.observe(idx, torch.where(bad, torch.tensor([math.nan, math.inf])[idx % 2], losses))
+        without.observe(idx[~bad], losses[~bad])
+
+    in_lockstep(with_bad, without, 3, observe)
     a, b = with_bad.plan(3), without.plan(3)
     assert torch.equal(a.indices, b.indices) and torch.equal(a.weights, b.weights)
 

@@ -276,8 +276,12 @@ class Pruner:
         weight, and training it with weight 0 would silently drop it (a loader not driven by the
         pruner's batch sampler). On a GPU that check would cost a host sync per batch."""
         self.current()
-        idx = self._indices(indices)
+        return self._weight_of.index_select(0, self._planned(indices))
+
+    def _planned(self, indices) -> torch.Tensor:
+        """_indices, and on the CPU the check that they are in the current plan."""
         t = torch.as_tensor(indices)
+        idx = self._indices(t)
         if t.device.type == "cpu" and t.numel():
             if self._planned_cpu is None:  # once per epoch: the plan's membership, on the host
                 self._planned_cpu = torch.zeros(self.num_samples, dtype=torch.bool)
@@ -287,7 +291,7 @@ class Pruner:
                 raise ValueError(f"indices {outside[:5].tolist()} are not in epoch {self.epoch}'s plan, where they "
                                  "would weigh 0: feed the DataLoader with pruner.batch_sampler(batch_size) (and call "
                                  "pruner.set_epoch(epoch) before each epoch)")
-        return self._weight_of.index_select(0, idx)
+        return idx
 
     def observe(self, *, indices: torch.Tensor, losses: torch.Tensor) -> None:
         """Hand the batch's per-sample losses to the strategy (detached, float32); under torchrun
@@ -295,7 +299,10 @@ class Pruner:
         (losses, indices), and the other order would score the wrong samples. A non-finite loss (NaN,
         inf: an fp16 overflow) leaves its sample's score as it was; the samples are named once, in
         a warning at the next set_epoch (no host sync per batch)."""
-        idx = self._indices(indices)
+        self._observe(self._indices(indices), losses)
+
+    def _observe(self, idx: torch.Tensor, losses: torch.Tensor) -> None:
+        """observe() with the indices already checked and on the pruner's device."""
         if losses.dim() != 1 or losses.shape[0] != idx.shape[0]:
             raise ValueError(f"observe() takes one loss per sample: got losses of shape {tuple(losses.shape)} for "
                              f"{idx.shape[0]} indices")
@@ -329,11 +336,14 @@ class Pruner:
         """Observe the per-sample losses (reduction="none") and return mean(w * loss): the mean over
         the batch, not divided by the sum of the weights, which keeps the gradient unbiased. float32
         whatever the losses' dtype (bf16 and fp16 included)."""
-        if losses.dim() != 1 or losses.shape[0] != torch.as_tensor(indices).shape[0]:
+        t = torch.as_tensor(indices)
+        if losses.dim() != 1 or t.dim() == 0 or losses.shape[0] != t.shape[0]:
             raise ValueError(f"loss() takes one loss per sample (reduction='none'): got losses of shape "
-                             f"{tuple(losses.shape)} for {torch.as_tensor(indices).shape[0]} indices")
-        weights = self.weights_for(indices).to(losses.device)  # checks the indices before any state changes
-        self.observe(indices=indices, losses=losses)
+                             f"{tuple(losses.shape)} for indices of shape {tuple(t.shape)}")
+        self.current()
+        idx = self._planned(t)  # every check before any state changes, once per batch
+        weights = self._weight_of.index_select(0, idx).to(losses.device)
+        self._observe(idx, losses)
         return (weights * losses.float()).mean()
 
     def end_epoch(self) -> None:
