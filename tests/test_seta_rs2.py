@@ -82,15 +82,25 @@ def rs2(n, ratio, epochs=10, interval=1):
     return RandomDynamic(n, epochs, 0, ratio=ratio, interval=interval, replacement=False)
 
 
-def test_rs2_without_replacement_trains_every_sample_once_per_pass():
-    s = rs2(10, 0.7)  # K = 3: passes of ceil(10 / 3) selections, a slice wraps into the next pass
-    seen = []
-    for e in range(10):
+@pytest.mark.parametrize("n,ratio,interval", [(10, 0.1, 1), (10, 0.7, 1), (37, 0.5, 2), (100, 0.35, 3)])
+def test_rs2_without_replacement_trains_every_sample_once_per_pass(n, ratio, interval):
+    """The selections, one after another, make whole passes over the data: after every selection each
+    sample has been selected as often as any other, give or take one, also where a selection wraps
+    from one pass into the next (K = 9 of 10 wraps in all but every tenth), and no plan repeats a
+    sample. The published code's wrap takes the end and then the start of the same permutation, a
+    sample twice in a pass (its 4th selection of 3 from 10 is perm[9], perm[0]); ours continues in a
+    fresh permutation that puts the samples the selection already took last."""
+    epochs = 40
+    s = rs2(n, ratio, epochs=epochs, interval=interval)
+    k = s.kept_budget()
+    count = torch.zeros(n, dtype=torch.long)
+    for e in range(epochs):
         plan = s.plan(e)
-        assert len(plan) == 3 and plan.indices.unique().numel() == 3
-        seen += plan.indices.tolist()
-    assert sorted(seen) == sorted(list(range(10)) * 3), "30 samples drawn: each of the 10 exactly 3 times"
-    assert sorted(seen[:9]) == sorted(set(seen[:9])), "the first pass repeats nothing"
+        assert len(plan) == k and plan.indices.unique().numel() == k, f"epoch {e}: a sample twice in one plan"
+        if e % interval == 0:  # a new selection; the epochs between repeat it
+            count += torch.bincount(plan.indices, minlength=n)
+            assert int(count.max() - count.min()) <= 1, f"epoch {e}: selected {count.tolist()} times"
+    assert int(count.sum()) == k * len(range(0, epochs, interval))
 
 
 def test_rs2_keeps_a_subset_for_interval_epochs_and_round_trips():
@@ -147,24 +157,40 @@ def test_a_target_the_pruned_epochs_cannot_reach_is_refused_with_what_can(name):
         check_budget(STRATEGIES[name](100, 8, 0, delta=0.25, target_saving=0.3))
 
 
-def test_seta_with_a_target_keeps_the_window_groups_first():
-    level, scores = levelled()
-    s = SeTa(100, 8, 0, target_saving=0.3)
-    s.plan(0)
-    s.observe(torch.arange(100), scores)
-    plan = s.plan(1)  # window start 1: groups 1..4 (80 samples) hold more than the 70 kept
-    assert len(plan) == 70 and 0 not in set(level.index_select(0, plan.indices).tolist())
+def test_a_seta_target_outside_what_its_fixed_epochs_allow_is_refused_with_what_can_be_reached():
+    from infobatch_runner.errors import UserError
+    from infobatch_runner.pruning import check_budget
 
+    # 8 epochs, delta 0.875: epoch 0 and epoch 7 keep floor(0.9 x 100) = 90, which saves 20 / 800 = 0.025 alone
+    with pytest.raises(UserError, match=r"target_saving=0.02 cannot be reached: .* keep floor\(0.9 x 100\) = 90 .* "
+                                        r"alone saves 0.0250"):
+        check_budget(SeTa(100, 8, 0, target_saving=0.02))
+    # delta 0.25: epoch 1 alone slides the window; 7 x 10 + 99 skipped at most: 169 / 800
+    with pytest.raises(UserError, match=r"target_saving=0.3 cannot be reached: 1 of the 8 epochs .* at most 0.2112"):
+        check_budget(SeTa(100, 8, 0, delta=0.25, target_saving=0.3))
+    check_budget(SeTa(100, 8, 0, delta=0.25, target_saving=0.2))
 
 
 @pytest.mark.parametrize("name", ["infobatch", "seta", "random_dynamic", "epsilon_greedy", "ucb", "short_schedule"])
-@pytest.mark.parametrize("target", [0.3, 0.5, 0.7])
-def test_a_target_is_checked_with_the_real_data_not_at_composition(compose_cfg, name, target):
-    """validate() knows no N: a target is accepted there and judged by check_budget once the data is
-    loaded (a sweep then records an unreachable job as failed, and runs the others)."""
-    from infobatch_runner.config.validate import validate
+def test_a_target_is_checked_with_the_real_data_not_at_composition(monkeypatch, capsys, tmp_path, name):
+    """Composition and validate() know no N and accept the target; the run judges it (check_budget)
+    once the data is loaded, with the real N (a sweep then records an unreachable job as failed and
+    runs the others)."""
+    from conftest import TINY, run_main
 
-    validate(compose_cfg([f"prune={name}", f"prune.target_saving={target}"]))
+    from infobatch_runner.engine import train
+    from infobatch_runner.errors import UserError
+
+    judged = []
+
+    def judge(strategy):
+        judged.append((strategy.name, strategy.num_samples))
+        raise UserError("judged here.")
+
+    monkeypatch.setattr(train, "check_budget", judge)
+    status, out = run_main(monkeypatch, capsys, [f"prune={name}", "prune.target_saving=0.5", *TINY,
+                                                 f"hydra.run.dir={tmp_path / 'run'}"])
+    assert judged == [(name, 256)] and status != 0 and "judged here." in out
 
 
 def test_a_tiny_run_realises_a_target_end_to_end(tmp_path, monkeypatch, capsys):

@@ -41,11 +41,12 @@ def build_strategy(cfg, num_samples: int, epochs: int, seed: int, device: torch.
 def ignored_params(cfg) -> set[str]:
     """The prune keys a config (or a summary's `prune`: any mapping) carries but its strategy ignores:
     prune=full takes a ratio only so that `-m prune=full,infobatch prune.ratio=...` composes, a
-    target_saving replaces the ratio, and max_ratio bounds InfoBatch's budget mode only."""
+    target_saving replaces the ratio (but SeTa's, which still sizes its epoch 0 and partial
+    annealing), and max_ratio bounds InfoBatch's budget mode only."""
     name, budget = cfg["name"], cfg.get("target_saving") is not None
     if name == "full":
         return {"ratio", "target_saving"}
-    ignored = {"ratio"} if budget else set()
+    ignored = {"ratio"} if budget and name != "seta" else set()
     if name == "infobatch" and not budget:
         ignored.add("max_ratio")
     return ignored
@@ -58,7 +59,7 @@ def check_budget(strategy: Strategy) -> None:
     k = strategy.kept_budget()
     if k is not None and k < 1:
         n = strategy.num_samples
-        raise UserError(f"prune.ratio={strategy.ratio:g} keeps round({1 - strategy.ratio:g} x {n}) = {k} of the {n} "
+        raise UserError(f"prune.ratio={strategy.ratio:g} keeps {strategy.kept_rounding}({1 - strategy.ratio:g} x {n}) = {k} of the {n} "
                         "training samples; lower prune.ratio or train on more samples.")
 
 

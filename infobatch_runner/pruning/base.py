@@ -69,12 +69,6 @@ class Target:
         """The ratio 1 - K/N of the K that realises the target (K >= 1 until `check` says otherwise)."""
         return 1.0 - max(self.num_samples - self.skip, 1) / self.num_samples
 
-    def kept(self, epoch: int, skipped: int) -> int:
-        """For a strategy whose kept count may vary by epoch (SeTa): this epoch's K, what is still to
-        skip spread over the pruned epochs left, never below 1."""
-        still = round(self.target * self.epochs * self.num_samples) - skipped
-        return self.num_samples - max(0, min(self.num_samples - 1, round(still / (self.pruned_epochs - epoch))))
-
     def check(self) -> None:
         if self.skip > self.num_samples - 1:
             n, pruned = self.num_samples, self.pruned_epochs
@@ -108,6 +102,7 @@ class Strategy:
     # (short_schedule); None: all of them.
     schedule_epochs: int | None = None
     saving_target: "Target | None" = None  # set by aim(): prune.target_saving in place of the ratio
+    kept_rounding: ClassVar[str] = "round"  # how kept_budget() rounds (1 - ratio) * N, for messages
 
     def __init__(self, num_samples: int, epochs: int, seed: int, device: torch.device | str = "cpu"):
         self.num_samples = num_samples

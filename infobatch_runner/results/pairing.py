@@ -145,8 +145,8 @@ def group_runs(runs: list[Run]) -> list[Group]:
             label, key_params = "full", "{}"  # the ratio a sweep passes to full is ignored
         else:
             shown = [k for k, vs in varying.get(s["strategy"], {}).items() if len(vs) > 1 or k == "ratio"]
-            if params.get("target_saving") is not None:
-                shown = [k for k in shown if k != "ratio"] + ["target_saving"]
+            if params.get("target_saving") is not None:  # the target names the run; a ratio only if it varies
+                shown = [k for k in shown if k != "ratio" or len(varying[s["strategy"]]["ratio"]) > 1] + ["target_saving"]
             label = s["strategy"] + "".join(f" {k}={_fmt(params.get(k))}" for k in dict.fromkeys(shown))
             key_params = json.dumps(params, sort_keys=True)
         g = groups.setdefault((run.setting_key, s["strategy"], key_params), Group(label, s["strategy"], run.setting_key))

@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infobatch_runner.pruning import ignored_params
 from infobatch_runner.results.records import LocalTracker
 from infobatch_runner.results.wandb_runs import WandbTracker
 
@@ -53,8 +54,8 @@ def build_trackers(cfg, run_dir: Path, config: dict, resume_from_epoch: int = 0,
     if cfg.logger.name == "wandb" and cfg.logger.mode != "disabled":
         launch = launch or Launch()
         ratio = "" if cfg.prune.name == "full" else f"-r{cfg.prune.ratio:g}"
-        if cfg.prune.get("target_saving") is not None:
-            ratio = f"-t{cfg.prune.target_saving:g}"  # budget mode: the target, not the ignored ratio
+        if cfg.prune.get("target_saving") is not None:  # budget mode: the target, and the ratio where it counts
+            ratio = ("" if "ratio" in ignored_params(cfg.prune) else ratio) + f"-t{cfg.prune.target_saving:g}"
         name = f"{cfg.prune.name}{ratio}-s{cfg.seed}"
         model = cfg.model.arch if cfg.model.name == "timm" else cfg.model.name
         sweep = f"-{launch.sweep_id}" if launch.sweep_id else ""
