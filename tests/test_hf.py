@@ -192,8 +192,10 @@ def test_a_causal_lm_trains_per_sequence_losses_in_bf16_with_workers(monkeypatch
 
 
 def test_a_run_stopped_mid_epoch_resumes_from_its_checkpoint_to_the_same_weights(tmp_path, monkeypatch):
-    """Checkpoints every 3 steps; a run stopped after step 8 resumes from checkpoint-6 (inside epoch 1,
-    a pruned one) and ends with the uninterrupted run's plans, batches, learning rate and weights."""
+    """Checkpoints every 3 steps; a run stopped after step 14 resumes from checkpoint-12, inside epoch 2
+    after the pruned epoch 1 (where the Trainer's own guess from its step count and the first epoch's
+    length lands a step off), and ends with the uninterrupted run's plans, batches, learning rate and
+    weights."""
     import torch.nn.functional as F
     from transformers import BertConfig, BertForSequenceClassification, TrainerCallback, TrainingArguments
 
@@ -228,17 +230,18 @@ def test_a_run_stopped_mid_epoch_resumes_from_its_checkpoint_to_the_same_weights
     whole.train()
     whole_plans, whole_lrs = list(rec.plans), [b for epoch in rec.batches for b in epoch]
     rec.plans.clear(), rec.batches.clear()
-    stopped = trainer(tmp_path / "stopped", StopAfter(8))
+    stopped = trainer(tmp_path / "stopped", StopAfter(14))
     stopped.train()
-    checkpoint = tmp_path / "stopped" / "checkpoint-6"
+    checkpoint = tmp_path / "stopped" / "checkpoint-12"
     saved = torch.load(checkpoint / "infobatch_pruner_0.pt", weights_only=False)
-    assert saved["epoch"] == 1 and 0 < saved["batches_done"] < len(batch_starts(len(saved["plan"]["indices"]), 32))
+    assert saved["epoch"] == 2 and 0 < saved["batches_done"] < len(batch_starts(len(saved["plan"]["indices"]), 32))
+    assert len(whole_plans[1][1]) < 300, "epoch 1 was pruned"
     rec.plans.clear(), rec.batches.clear()
     resumed = trainer(tmp_path / "stopped")
     resumed.train(resume_from_checkpoint=str(checkpoint))
 
-    assert [e for e, *_ in rec.plans] == [2, 3], "epoch 1's plan restored, then 2 and 3 planned"
-    for (e, indices, weights), (e2, indices2, weights2) in zip(rec.plans, whole_plans[2:]):
+    assert [e for e, *_ in rec.plans] == [3], "epoch 2's plan restored, then 3 planned"
+    for (e, indices, weights), (e2, indices2, weights2) in zip(rec.plans, whole_plans[3:]):
         assert e == e2 and torch.equal(indices, indices2) and torch.equal(weights, weights2)
     trained = [b for epoch in rec.batches for b in epoch]
     assert all(torch.equal(a[0], b[0]) for a, b in zip(trained, whole_lrs[-len(trained):])), "the same batches"
@@ -263,7 +266,7 @@ data = [{"input_ids": (p / 16).long(), "labels": int(y)} for p, y in zip(patches
 
 class StopAfter(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
-        control.should_training_stop = state.global_step == 8
+        control.should_training_stop = state.global_step == 14
 
 
 torch.manual_seed(0)
@@ -276,7 +279,7 @@ args = TrainingArguments("whole" if mode == "whole" else "stopped", num_train_ep
                          report_to="none", seed=0, disable_tqdm=True)
 trainer = InfoBatchTrainer(model=model, args=args, train_dataset=data, strategy_params={"delta": 0.75},
                            callbacks=[StopAfter()] if mode == "stop" else [])
-trainer.train(resume_from_checkpoint="stopped/checkpoint-6" if mode == "resume" else None)
+trainer.train(resume_from_checkpoint="stopped/checkpoint-12" if mode == "resume" else None)
 torch.save({"weights": trainer.model.state_dict(), "step": trainer.state.global_step, "epoch": trainer.pruner.epoch},
            f"{mode}-{os.environ['RANK']}.pt")
 """
@@ -284,18 +287,19 @@ torch.save({"weights": trainer.model.state_dict(), "step": trainer.state.global_
 
 def test_two_processes_stopped_mid_epoch_resume_to_the_same_weights(tmp_path):
     """Under accelerate launch every process saves its own pruner state, with its losses not merged
-    yet; resumed from checkpoint-6 (inside epoch 1), both end with the uninterrupted run's weights."""
+    yet; resumed from checkpoint-12 (inside epoch 2, after the pruned epoch 1), both end with the
+    uninterrupted run's weights."""
     (tmp_path / "resume.py").write_text(RESUME_SCRIPT)
     for mode in ("whole", "stop", "resume"):
         accelerate_launch("resume.py", mode, cwd=tmp_path)
     end = {(mode, r): torch.load(tmp_path / f"{mode}-{r}.pt") for mode in ("whole", "stop", "resume") for r in (0, 1)}
-    saved = [torch.load(tmp_path / "stopped" / "checkpoint-6" / f"infobatch_pruner_{r}.pt", weights_only=False)
+    saved = [torch.load(tmp_path / "stopped" / "checkpoint-12" / f"infobatch_pruner_{r}.pt", weights_only=False)
              for r in (0, 1)]
-    assert [s["epoch"] for s in saved] == [1, 1] and all(s["pending"] is not None for s in saved), "mid-epoch"
+    assert [s["epoch"] for s in saved] == [2, 2] and all(s["pending"] is not None for s in saved), "mid-epoch"
     whole = end["whole", 0]
     assert whole["epoch"] == 3
     for r in (0, 1):
-        assert (end["stop", r]["step"], end["stop", r]["epoch"]) == (8, 1), "stopped inside epoch 1"
+        assert end["stop", r]["step"] == 14 < whole["step"], "stopped after checkpoint-12, before the end"
         resumed = end["resume", r]
         assert (resumed["step"], resumed["epoch"]) == (whole["step"], whole["epoch"])
         assert all(torch.equal(w, resumed["weights"][k]) for k, w in whole["weights"].items()), f"rank {r}"
