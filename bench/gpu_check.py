@@ -263,7 +263,8 @@ class GpuCheck:
         problems, warnings = [], []
         if len(rows) != epochs:
             problems.append(f"{len(rows)} metric rows for {epochs} epochs")
-        acc, loss = summary["final/test_acc"], float(rows[-1]["train/loss"]) if rows else math.nan
+        trained = [r for r in rows if float(r["train/kept_fraction"]) > 0]  # short_schedule's last epochs train nothing
+        acc, loss = summary["final/test_acc"], float(trained[-1]["train/loss"]) if trained else math.nan
         if not (math.isfinite(acc) and math.isfinite(loss)):
             problems.append("non-finite loss or accuracy")
         elif self.cuda and acc < 0.2:  # 10 classes: twice chance (the CPU's tiny runs may well stay below)

@@ -41,6 +41,19 @@ def test_single_run_writes_metrics_summary_and_an_offline_wandb_run(tmp_path):
     assert list(wandb_runs(run_dir)[0].glob("*.wandb")), "the offline run holds its data file"
 
 
+def test_an_epoch_that_trains_nothing_logs_no_loss_to_wandb(tmp_path):
+    """short_schedule at ratio 0.5 trains 2 of the 3 epochs: the third has no training loss, so W&B
+    gets none (a gap in the loss curve), where it used to get 0.0."""
+    from wandb_files import offline_runs
+
+    run_dir = tmp_path / "run"
+    result = run_cli(TINY_WANDB + ["prune=short_schedule", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (run,) = offline_runs(run_dir)
+    epochs = {row["epoch"]: row for row in run.history if "test/acc" in row}
+    assert epochs[2]["train/loss"] > 0 and "train/loss" not in epochs[3] and epochs[3]["train/kept_fraction"] == 0
+
+
 def test_epochs_are_numbered_from_1_in_the_log_the_files_and_wandb_whose_table_stays_slim(tmp_path):
     from infobatch_runner.results.wandb_runs import setting_id
     from wandb_files import offline_runs

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import statistics
 import math
 import shutil
 import subprocess
@@ -580,14 +581,30 @@ def test_a_lossless_verdict_says_how_training_fewer_epochs_did(tmp_path):
 
 
 def test_the_learning_curves_show_the_spread_over_seeds(tmp_path):
-    from infobatch_runner.results.plots import _mean_curve, _sd_curve
+    from infobatch_runner.results.curves import mean_curve, sd_curve
 
     s = sweep(tmp_path / "s")  # infobatch's final accuracy is 0.900, 0.899, 0.898 over seeds 0, 1, 2
     info = info_group(write_report([s], tmp_path / "out").groups)
-    assert _sd_curve(info, "test/acc") == pytest.approx([0.001, 0.001])
-    assert _mean_curve(info, "test/acc") == pytest.approx([0.799, 0.899])
+    assert sd_curve(info, "test/acc") == pytest.approx([0.001, 0.001])
+    assert mean_curve(info, "test/acc") == pytest.approx([0.799, 0.899])
     one = info_group(write_report([sweep(tmp_path / "one", seeds=(0,))], tmp_path / "out1").groups)
-    assert _sd_curve(one, "test/acc") == [0.0, 0.0]
+    assert sd_curve(one, "test/acc") == [0.0, 0.0]
+
+
+def test_the_wandb_accuracy_curves_take_their_spread_over_seeds_as_the_plot(tmp_path):
+    """A seed run twice is one observation: with seed 0 at 0.900 and 0.890 and seed 1 at 0.899, the
+    W&B chart's band is the sd of 0.895 and 0.899 (the plot's and the README's), not of three runs."""
+    from infobatch_runner.results.wandb_runs import curve_series
+
+    s = sweep(tmp_path / "s", seeds=(0, 1))
+    write_run(s, "0_infobatch_again", "infobatch", 0, cost=6.5, acc=0.890)
+    info = info_group(write_report([s], tmp_path / "out").groups)
+    keys, xs, ys = curve_series([info])
+    series = dict(zip(keys, ys))
+    mean, sd = (0.895 + 0.899) / 2, statistics.stdev([0.895, 0.899])
+    assert series[info.label][-1] == pytest.approx(100 * mean)
+    assert series[info.label + " + sd"][-1] - series[info.label][-1] == pytest.approx(100 * sd)
+    assert xs[0] == [1, 2]
 
 
 def test_the_console_table_keeps_long_labels_apart():

@@ -185,6 +185,8 @@ def test_the_short_schedule_trains_fewer_epochs_and_pairs_with_the_full_run(tmp_
     with open(tmp_path / "short" / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert [float(r["train/kept_fraction"]) for r in rows] == [1.0, 1.0, 0.0, 0.0]
+    assert all(float(r["train/loss"]) > 0 for r in rows[:2]) and [r["train/loss"] for r in rows[2:]] == ["nan", "nan"], \
+        "an epoch that trains nothing has no loss: a gap in the curve, not a drop to 0"
     compressed = build_schedule(cfg.scheduler, 2)  # the whole schedule within the 2 trained epochs
     assert float(rows[1]["lr"]) == pytest.approx(cfg.optimizer.lr * compressed(1))
     assert rows[3]["test/acc"] == rows[1]["test/acc"], "nothing trains after the schedule ends"

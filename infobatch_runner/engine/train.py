@@ -247,7 +247,8 @@ def _train(ctx: Context, strategy, trackers, run_dir: Path, state: dict | None, 
         row = {
             "epoch": epoch + 1,  # 1-based everywhere: the logs' "epoch 3/10", the plots, metrics.csv and W&B
             "lr": cfg.optimizer.lr * schedule(epoch),
-            "train/loss": all_sum(result.loss_sum, world).item() / max(stepped, 1),
+            # an epoch that trains nothing (short_schedule after its schedule) has no loss: a gap, not 0
+            "train/loss": all_sum(result.loss_sum, world).item() / stepped if stepped else math.nan,
             "train/kept_fraction": len(plan) / n_train,
             "train/epoch_time_s": epoch_time,
             "test/acc": test_acc,

@@ -13,50 +13,9 @@ matplotlib.use("Agg")  # files only: no display needed, none opened
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from infobatch_runner.results.curves import mean_curve, mean_time_axis, sd_curve  # noqa: E402
+
 BASELINE_STYLE = dict(color="black", linestyle="--", linewidth=1.5)
-
-
-def _seed_runs(group) -> list[list]:
-    """The group's runs, one list per distinct seed (repeats of a seed are averaged, not counted twice)."""
-    seeds = getattr(group, "seeds", None)
-    if seeds:
-        return [sv.runs for sv in seeds.values()]
-    return [[r] for r in group.runs]
-
-
-def _mean_curve(group, key: str) -> list[float]:
-    """Per epoch, the mean over seeds of each seed's mean over its runs."""
-    per_seed = _seed_runs(group)
-    length = min((len(r.rows) for runs in per_seed for r in runs), default=0)
-    return [statistics.fmean(statistics.fmean(r.rows[e][key] for r in runs) for runs in per_seed)
-            for e in range(length)]
-
-
-def _sd_curve(group, key: str) -> list[float]:
-    """Per epoch, the sd over seeds of each seed's mean over its runs (0 with a single seed)."""
-    per_seed = _seed_runs(group)
-    length = min((len(r.rows) for runs in per_seed for r in runs), default=0)
-    if len(per_seed) < 2:
-        return [0.0] * length
-    return [statistics.stdev(statistics.fmean(r.rows[e][key] for r in runs) for runs in per_seed)
-            for e in range(length)]
-
-
-def _mean_time_axis(group) -> list[float]:
-    """Cumulative training time at each epoch's end, starting after the scoring phase; mean over seeds
-    of each seed's mean over its runs."""
-    per_seed = _seed_runs(group)
-    length = min((len(r.rows) for runs in per_seed for r in runs), default=0)
-
-    def axis(r) -> list[float]:
-        t, xs = r.summary["time_scoring_s"], []
-        for e in range(length):
-            t += r.rows[e]["train/epoch_time_s"]
-            xs.append(t)
-        return xs
-
-    seed_axes = [[statistics.fmean(col) for col in zip(*(axis(r) for r in runs))] for runs in per_seed]
-    return [statistics.fmean(col) for col in zip(*seed_axes)]
 
 
 def _styles(groups):
@@ -130,9 +89,9 @@ def accuracy_curves(groups, path: Path) -> Path:
         style = dict(color=styles[id(g)]["color"], linewidth=2 if g.strategy == "full" else 1.5,
                      linestyle="--" if g.strategy == "full" else "-")
         label = "full data (baseline)" if g.strategy == "full" else g.label
-        acc = [100 * a for a in _mean_curve(g, "test/acc")]
-        sd = [100 * d for d in _sd_curve(g, "test/acc")]
-        epochs, times = range(1, len(acc) + 1), _mean_time_axis(g)
+        acc = [100 * a for a in mean_curve(g, "test/acc")]
+        sd = [100 * d for d in sd_curve(g, "test/acc")]
+        epochs, times = range(1, len(acc) + 1), mean_time_axis(g)
         by_epoch.plot(epochs, acc, label=label, **style)
         by_time.plot(times, acc, label=label, **style)
         if any(sd):  # the spread over seeds: mean ± sd
@@ -155,7 +114,7 @@ def kept_fraction(groups, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     styles = _styles(groups)
     for g in groups:
-        kept = [100 * k for k in _mean_curve(g, "train/kept_fraction")]
+        kept = [100 * k for k in mean_curve(g, "train/kept_fraction")]
         label = "full data (baseline)" if g.strategy == "full" else g.label
         ax.plot(range(1, len(kept) + 1), kept, label=label, color=styles[id(g)]["color"],
                 marker=styles[id(g)]["marker"], markersize=4,

@@ -10,11 +10,10 @@ import logging
 import math
 import netrc
 import os
-import statistics
 from pathlib import Path
 from urllib.parse import urlparse
 
-from infobatch_runner.results.records import VAL_KEYS
+from infobatch_runner.results.curves import mean_curve, sd_curve
 from infobatch_runner.results.render import CSV_COLUMNS
 from infobatch_runner.results.trials import columns as trial_columns
 
@@ -85,8 +84,9 @@ class WandbTracker:
                 "name": self.run.name, "job_type": self.run.job_type, "tags": list(self.run.tags or ())}
 
     def log_epoch(self, row: dict) -> None:
-        # Without a validation split its columns are NaN: W&B gets no val/* series at all.
-        self.run.log({k: v for k, v in row.items() if not (k in VAL_KEYS and math.isnan(v))})
+        # NaN is "nothing here": the val/* columns without a validation split (no series at all) and
+        # the loss of an epoch that trained nothing (a gap in the curve, not a drop to 0).
+        self.run.log({k: v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v))})
 
     def log_summary(self, summary: dict) -> None:
         self.run.summary.update(dashboard_summary(summary))
@@ -158,24 +158,26 @@ def native_charts(report) -> dict:
         "report/delta_acc_vs_sample_saving": wandb.plot.scatter(
             points, "saving_samples", "delta_acc_pp", title="Δacc (pp) against the sample saving (%)"),
     }
-    keys, xs, ys = [], [], []
-    for g in report.groups:
-        curves = [[row["test/acc"] for row in r.rows] for r in g.runs if r.rows]
-        if not curves:
-            continue
-        epochs = min(len(c) for c in curves)
-        columns = list(zip(*(c[:epochs] for c in curves)))
-        mean = [statistics.fmean(col) for col in columns]
-        sd = [statistics.stdev(col) if len(col) > 1 else 0.0 for col in columns]
-        for suffix, values in (("", mean), (" - sd", [m - d for m, d in zip(mean, sd)]),
-                               (" + sd", [m + d for m, d in zip(mean, sd)])):
-            keys.append(g.label + suffix)
-            xs.append(list(range(1, epochs + 1)))
-            ys.append([100 * v for v in values])
+    keys, xs, ys = curve_series(report.groups)
     if keys:
         charts["report/test_acc_curves"] = wandb.plot.line_series(
             xs=xs, ys=ys, keys=keys, title="Test accuracy (%) per epoch: mean and mean ± sd over seeds", xname="epoch")
     return charts
+
+
+def curve_series(groups) -> tuple[list[str], list[list[int]], list[list[float]]]:
+    """The test-accuracy curves (%) of the report's plot, as W&B line series: per group its mean over
+    seeds and the mean ± sd over seeds (results/curves.py, as the PNG)."""
+    keys, xs, ys = [], [], []
+    for g in groups:
+        mean, sd = mean_curve(g, "test/acc"), sd_curve(g, "test/acc")
+        for suffix, values in (("", mean), (" - sd", [m - d for m, d in zip(mean, sd)]),
+                               (" + sd", [m + d for m, d in zip(mean, sd)])):
+            if values:
+                keys.append(g.label + suffix)
+                xs.append(list(range(1, len(values) + 1)))
+                ys.append([100 * v for v in values])
+    return keys, xs, ys
 
 
 def add_saving_wall_to_wandb(runs) -> None:
