@@ -21,7 +21,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from infobatch_runner.data.idx import load_fashion_mnist
 from infobatch_runner.data.loaders import batch_starts
 from infobatch_runner.engine.distributed import World, shard
-from infobatch_runner.integrations.pruner import IndexedDataset, PrunedBatchSampler, Pruner
+from infobatch_runner.integrations.batches import IndexedDataset, PrunedBatchSampler
+from infobatch_runner.integrations.pruner import Pruner
 from pruner_spy import Recorder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -488,7 +489,7 @@ def test_the_default_device_is_the_accelerators_else_the_cpu():
 
 
 def test_on_a_gpu_machine_the_default_device_is_the_current_gpu(monkeypatch):
-    from infobatch_runner.integrations import pruner as module
+    from infobatch_runner.integrations import pruner_args as module
 
     monkeypatch.setattr(torch.accelerator, "is_available", lambda: True)
     monkeypatch.setattr(torch.accelerator, "current_accelerator", lambda: torch.device("cuda"))

@@ -54,7 +54,8 @@ except ImportError:
     raise ImportError("infobatch_runner.integrations.hf needs transformers: pip install 'infobatch-runner[hf]'") from None
 
 from infobatch_runner.data.loaders import batch_starts
-from infobatch_runner.integrations.pruner import IndexedDataset, Pruner
+from infobatch_runner.integrations.batches import IndexedDataset
+from infobatch_runner.integrations.pruner import Pruner
 
 
 def pruner_state_file(checkpoint: str, rank: int) -> str:

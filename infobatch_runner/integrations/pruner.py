@@ -1,6 +1,6 @@
 """InfoBatch (and every other registered strategy) in your own training loop.
 
-    from infobatch_runner.integrations.pruner import IndexedDataset, Pruner
+    from infobatch_runner.library import IndexedDataset, Pruner
 
     pruner = Pruner("infobatch", len(data), epochs, seed=0, ratio=0.5)
     loader = DataLoader(IndexedDataset(data), batch_sampler=pruner.batch_sampler(128), num_workers=4)
@@ -21,115 +21,17 @@ rank observed are all-gathered once per epoch and replayed into every rank's str
 strategies stay identical.
 """
 
+import warnings
 from collections.abc import Mapping
 from typing import Callable
 
-import inspect
-import re
-import warnings
-
 import torch
 import torch.distributed as dist
-from torch.utils.data import Dataset, Sampler
 
-from infobatch_runner.data.loaders import batch_slices, batch_starts
-from infobatch_runner.engine.distributed import Observations, World, shard
-from infobatch_runner.errors import UserError
-from infobatch_runner.pruning import RUNNER_KEYS, STRATEGIES, Plan, Strategy, build_strategy, check_budget
-
-
-def python_words(message: str) -> str:
-    """A strategy's message worded for the command line (`prune=seta`, `prune.ratio=...`) in the
-    library's terms: the strategy by its name, its parameters as keyword arguments."""
-    message = re.sub(r"\bprune=(?:'([^']*)'|(\w+))", lambda m: f"strategy {m.group(1) or m.group(2)!r}", message)
-    return re.sub(r"\bprune\.(\w+)", r"\1", message)
-
-
-def default_device() -> torch.device:
-    """Where the losses of a training on this machine are: the current accelerator (the CUDA
-    device torch.cuda.set_device chose, as under torchrun), else the CPU."""
-    accelerator = torch.accelerator.current_accelerator() if torch.accelerator.is_available() else None
-    if accelerator is None:
-        return torch.device("cpu")
-    return torch.device(accelerator.type, torch.accelerator.current_device_index())
-
-
-def same_device(a: torch.device, b: torch.device) -> bool:
-    """One device, however named: "cpu" and "cpu:0" are, and so are "cuda" and the current CUDA device."""
-    if a.type != b.type:
-        return False
-    if a.type == "cpu":
-        return True
-    current = torch.accelerator.current_device_index() if torch.accelerator.is_available() else 0
-    return (current if a.index is None else a.index) == (current if b.index is None else b.index)
-
-
-class _PruneConfig(dict):
-    """A prune config as build_strategy reads it: a mapping with a `name`."""
-
-    @property
-    def name(self) -> str:
-        return self["name"]
-
-
-def make_strategy(strategy, num_samples: int | None, epochs: int | None, seed: int, device, params: dict) -> Strategy:
-    """A Strategy from a registered name (with `params`), a prune config mapping (e.g. the runner's
-    cfg.prune, `name` plus parameters), or a Strategy already built; its budget checked against N.
-    Errors are Python's types in Python's words: an unknown parameter is a TypeError, a bad value
-    a ValueError."""
-    if isinstance(strategy, Strategy):
-        if params:
-            raise TypeError(f"parameters {sorted(params)} are given to a strategy already built")
-        for what, value in (("num_samples", num_samples), ("epochs", epochs)):
-            if value is not None and value != getattr(strategy, what):
-                raise ValueError(f"{what}={value} differs from the strategy's {getattr(strategy, what)}")
-    else:
-        cfg = _prune_config(strategy, params)
-        for what, value in (("num_samples", num_samples), ("epochs", epochs)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{what} must be an integer >= 1 (got {value!r})")
-    try:
-        if not isinstance(strategy, Strategy):
-            strategy = build_strategy(cfg, num_samples, epochs, seed, device)
-        check_budget(strategy)
-    except UserError as e:
-        raise ValueError(python_words(str(e))) from None
-    return strategy
-
-
-def _prune_config(strategy, params: dict) -> _PruneConfig:
-    """The config build_strategy reads, its name and parameters checked first."""
-    if isinstance(strategy, str):
-        cfg = _PruneConfig(name=strategy, **params)
-    elif isinstance(strategy, Mapping) and "name" in strategy:
-        cfg = _PruneConfig({**dict(strategy), **params})
-    else:
-        raise TypeError(f"strategy must be a name ({', '.join(sorted(STRATEGIES))}), a config with a name, "
-                        f"or a Strategy (got {strategy!r})")
-    if cfg.name not in STRATEGIES:
-        raise ValueError(f"strategy {cfg.name!r} is unknown; choose one of {', '.join(sorted(STRATEGIES))}")
-    taken = set(inspect.signature(STRATEGIES[cfg.name].__init__).parameters) - {"self", "num_samples", "epochs",
-                                                                                "seed", "device"}
-    unknown = sorted(set(cfg) - taken - RUNNER_KEYS)
-    if unknown:
-        raise TypeError(f"strategy {cfg.name!r} got an unexpected keyword argument {unknown[0]!r}; it takes "
-                        f"{', '.join(sorted(taken)) or 'none'}")
-    return cfg
-
-
-def resolve_world(num_replicas: int | None, rank: int | None) -> World:
-    """DistributedSampler's rule: the arguments, else torch.distributed's world when initialised,
-    else a single process."""
-    initialised = dist.is_available() and dist.is_initialized()
-    if num_replicas is None:
-        num_replicas = dist.get_world_size() if initialised else 1
-    if rank is None:
-        if num_replicas > 1 and not initialised:
-            raise ValueError("rank must be given with num_replicas > 1 when torch.distributed is not initialised")
-        rank = dist.get_rank() if initialised else 0
-    if num_replicas < 1 or not 0 <= rank < num_replicas:
-        raise ValueError(f"rank must be in [0, num_replicas) (got rank={rank}, num_replicas={num_replicas})")
-    return World(rank, num_replicas, rank)
+from infobatch_runner.engine.distributed import Observations, shard
+from infobatch_runner.integrations.batches import PrunedBatchSampler
+from infobatch_runner.integrations.pruner_args import default_device, make_strategy, resolve_world, same_device
+from infobatch_runner.pruning import Plan
 
 
 class Pruner:
@@ -252,7 +154,7 @@ class Pruner:
         self._local_list = None
         self._planned_cpu: torch.Tensor | None = None  # (N,) bool on the host, built on first use
 
-    def batch_sampler(self, batch_size: int) -> "PrunedBatchSampler":
+    def batch_sampler(self, batch_size: int) -> PrunedBatchSampler:
         """A batch sampler over this pruner's plans, for DataLoader(batch_sampler=...)."""
         return PrunedBatchSampler(self, batch_size)
 
@@ -404,70 +306,4 @@ class Pruner:
                 f"epoch={self.epoch}, replicas={self.world.size}, rank={self.world.rank})")
 
 
-class PrunedBatchSampler(Sampler):
-    """Batches of sample indices walking this rank's share of the pruner's current plan, for
-    DataLoader(batch_sampler=...). Its length is the current plan's (set_epoch() plans before the
-    epoch starts). Batches as the runner cuts them (data/loaders.batch_starts): a remainder under half a
-    batch shares the last full batch, as two batches of at least half a batch."""
-
-    def __init__(self, pruner: Pruner, batch_size: int):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1 (got {batch_size!r})")
-        self.pruner = pruner
-        self.batch_size = batch_size
-
-    def set_epoch(self, epoch: int) -> None:
-        """DistributedSampler's hook (Lightning and many loops call it): plans `epoch`."""
-        self.pruner.set_epoch(epoch)
-
-    def _start_pass(self) -> None:
-        """Which epoch the next pass walks: a state restored after all of its epoch's batches counts
-        as a walked plan (the pass is the next epoch's), then the rule of next_epoch_if_walked."""
-        pruner = self.pruner
-        if pruner._resume_at and pruner._resume_at >= len(batch_starts(len(pruner.current()), self.batch_size)):
-            pruner._resume_at, pruner._walked = 0, True
-        pruner.next_epoch_if_walked()
-
-    def __len__(self) -> int:
-        """The batches this pass hands out: the epoch's, less those a restored state already trained."""
-        self._start_pass()
-        return len(batch_starts(len(self.pruner.current()), self.batch_size)) - self.pruner._resume_at
-
-    def __iter__(self):
-        self._start_pass()
-        first, self.pruner._resume_at = self.pruner._resume_at, 0  # a restored state resumes once, mid-epoch
-        return _batches(self.pruner, self.pruner.local_indices(), self.batch_size, first)  # the plan is read now
-
-
-def _batches(pruner: Pruner, indices: list[int], batch_size: int, first: int = 0):
-    for a, b in batch_slices(len(indices), batch_size, first):
-        yield indices[a:b]
-    pruner._walked = True  # the whole plan was handed out: without set_epoch, the next pass is the next epoch
-
-
-class IndexedDataset(Dataset):
-    """A map-style dataset whose samples carry their index: (x, y) -> (x, y, index), a dict gets a
-    `key` entry ("index" by default; a sample that has one already is refused rather than
-    overwritten), any other sample s (a namedtuple included, which keeps its type) -> (s, index).
-    Samples are loaded by the wrapped dataset."""
-
-    def __init__(self, dataset, key: str = "index"):
-        self.dataset = dataset
-        self.key = key
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int):
-        sample = self.dataset[index]
-        if isinstance(sample, tuple | list) and not hasattr(sample, "_fields"):
-            return (*sample, index)
-        if isinstance(sample, Mapping):
-            if self.key in sample:
-                raise KeyError(f"the sample already has a {self.key!r} entry; give IndexedDataset(dataset, key=...) "
-                               "a name of its own")
-            return {**sample, self.key: index}
-        return sample, index
-
-
-__all__ = ["Pruner", "PrunedBatchSampler", "IndexedDataset", "STRATEGIES", "make_strategy"]
+__all__ = ["Pruner"]
