@@ -37,5 +37,12 @@ def test_the_leaderboard_protocol_at_a_tiny_size(tmp_path, monkeypatch, capsys):
     # (2 x 26 + 255) / 768 = 0.40 at most
     assert rows["seta"].count(" [") == 1 and rows["seta"].count("unattainable") == 2
 
+    per_seed = report[report.index("Per seed, the values behind each cell"):].split("\n\n")[1].splitlines()[2:]
+    cells = [line.strip("| ").split(" | ") for line in per_seed]
+    assert [c[2] for c in cells if c[0] == "full data"] == ["0", "1", "2"]
+    for name in ("ucb", "seta"):
+        deltas = [float(c[5]) for c in cells if c[0] == name and c[1] == "30%"]
+        shown = float(rows[name].split(" | ")[1].split("<br>Δ ")[1].split()[0])
+        assert len(deltas) == 3 and abs(sum(deltas) / 3 - shown) <= 0.01, f"{name}: the cell is the mean of its seeds"
     assert "(saves 33.3%)" in rows["short_schedule"], "whole epochs: 2 of 3 trained for 30% and 50%"
     assert (sweep / "equal_savings.png").stat().st_size > 0
