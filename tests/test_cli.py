@@ -308,10 +308,32 @@ def check_the_workspace_plots_what_the_runs_hold(train, report, tmp_path):
     assert f'"{train.group}"' in spec and "summary:saving_wall" in spec and "report/table" in spec
 
 
+def test_a_sweep_with_a_budget_curve_puts_each_runs_speedup_in_wandb(tmp_path):
+    """Full data at 2 and 3 epochs is a budget curve: each InfoBatch run's W&B summary gets its speedup
+    and Δacc at equal cost against its seed's curve, and the report run a native accuracy-against-cost
+    chart."""
+    from wandb_files import offline_runs
+
+    sweep = tmp_path / "sweep"
+    result = run_cli(["-m", "prune=full,infobatch", *TINY_WANDB, "trainer.epochs=2,3", f"hydra.sweep.dir={sweep}"],
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    header = next(line for line in result.stdout.splitlines() if line.startswith("strategy "))
+    assert header.split()[-2:] == ["speedup", "verdict"], "the console table has the speedup column"
+    for job in sweep.glob("*_infobatch"):
+        summary = json.loads((job / "summary.json").read_text())
+        reopened = offline_runs(job)[-1]
+        assert summary["speedup_relation"] in ("=", ">=", "<=")
+        assert reopened.summary["speedup"] == summary["speedup"]
+        assert reopened.summary["delta_acc_equal_cost_pp"] == summary["delta_acc_equal_cost_pp"]
+    (report,) = offline_runs(sweep)
+    assert any(k.startswith("report/accuracy_vs_cost") for row in report.history for k in row)
+
+
 def test_a_run_reopened_to_add_its_baseline_keeps_its_name_group_and_job_type(tmp_path, monkeypatch, capsys):
     """Offline, reopening a run by id writes a second run folder: it must be the same run to W&B."""
     from infobatch_runner.results.runs import read_run
-    from infobatch_runner.results.wandb_runs import add_saving_wall_to_wandb
+    from infobatch_runner.results.wandb_runs import add_paired_figures_to_wandb
     from wandb_files import offline_runs
 
     run_dir = tmp_path / "run"
@@ -319,7 +341,7 @@ def test_a_run_reopened_to_add_its_baseline_keeps_its_name_group_and_job_type(tm
     assert status in (0, None), out
     run = read_run(run_dir)
     run.summary.update({"saving_wall": 0.25, "baseline/test_acc": 0.5, "delta_acc_pp": -1.0})
-    add_saving_wall_to_wandb([run])
+    add_paired_figures_to_wandb([run])
     first, again = offline_runs(run_dir)
     assert (again.name, again.group, again.job_type, again.tags) == (first.name, first.group, first.job_type,
                                                                      first.tags)

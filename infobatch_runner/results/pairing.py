@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infobatch_runner.pruning import ignored_params
+from infobatch_runner.results.budget import Against
 from infobatch_runner.results.drift import overlapping, wall_warnings
 from infobatch_runner.results.runs import Run, find_runs
 from infobatch_runner.results.stats import Stat
@@ -104,6 +105,7 @@ class Group:
     acc_diff: Stat = field(default_factory=lambda: Stat([]))  # per paired seed
     baseline_runs: list[int] = field(default_factory=list)  # full runs averaged, per paired seed
     unpaired: list[Run] = field(default_factory=list)  # runs of the seeds without a baseline
+    budget: Against | None = None  # against the full-data budget curve (budget.py), where there is one
 
     @property
     def wall_na(self) -> list[tuple[int, str]]:

@@ -13,6 +13,7 @@ matplotlib.use("Agg")  # files only: no display needed, none opened
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from infobatch_runner.results.budget import CURVE_STRATEGIES, budget_points, cost  # noqa: E402
 from infobatch_runner.results.curves import mean_curve, mean_time_axis, sd_curve  # noqa: E402
 
 BASELINE_STYLE = dict(color="black", linestyle="--", linewidth=1.5)
@@ -129,15 +130,72 @@ def kept_fraction(groups, path: Path) -> Path:
     return _save(fig, path)
 
 
-def write_plots(groups, out_dir: Path) -> list[Path]:
+def accuracy_vs_cost(mine, groups, path: Path) -> Path | None:
+    """Final accuracy against cost, the wall clock and the sample passes side by side: full data
+    trained for fewer epochs as a line (mean over seeds, ± sd shaded), each strategy as a point with
+    its sd over seeds both ways. Above the line and left of it is better than training fewer epochs.
+    None without a curve of two budgets or without a strategy to place on it."""
+    points = budget_points(mine[0].setting_key, groups)
+    strategies = [g for g in mine if g.strategy not in CURVE_STRATEGIES]
+    if len(points) < 2 or not strategies:
+        return None
+    n = max(mine[0].runs[0].summary.get("num_train") or 1, 1)
+    names = list(dict.fromkeys(g.strategy for g in strategies))  # a colour per strategy, a marker per variant
+    cmap = plt.get_cmap("tab10")
+    styles = {id(g): dict(color=cmap(names.index(g.strategy) % 10),
+                          marker="os^vDP"[[o for o in strategies if o.strategy == g.strategy].index(g) % 6])
+              for g in strategies}
+    fig, axes = plt.subplots(1, 2, figsize=(16, 5.5), sharey=True)
+    for ax, axis in zip(axes, ("wall", "samples")):
+        scale = 1.0 if axis == "wall" else 1.0 / n  # sample passes as epochs of full data
+        xs = [scale * p.cost[axis] for p in points]
+        ys = [100 * p.acc.mean for p in points]
+        sds = [100 * p.acc.sd if p.acc.n > 1 else 0.0 for p in points]
+        ax.plot(xs, ys, **BASELINE_STYLE, marker="o", label="full data, " + ", ".join(f"{p.epochs:g}" for p in points)
+                + " epochs")
+        ax.fill_between(xs, [y - d for y, d in zip(ys, sds)], [y + d for y, d in zip(ys, sds)], color="black",
+                        alpha=0.12)
+        for g in strategies:
+            costs = [scale * statistics.fmean(cost(r, axis) for r in sv.runs) for sv in g.seeds.values()]
+            accs = [100 * sv.final_acc for sv in g.seeds.values()]
+            spread = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in (costs, accs)]
+            ax.errorbar([statistics.fmean(costs)], [statistics.fmean(accs)], xerr=[spread[0]], yerr=[spread[1]],
+                        capsize=4, markersize=8, linestyle="none", label=f"{g.label} (n={len(accs)} seeds)",
+                        **styles[id(g)])
+        ax.set_xlabel("wall-clock cost (s): time_cost_s" if axis == "wall" else
+                      "sample passes, in epochs of full data")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("final test accuracy (%)")
+    axes[0].set_title("Against the wall clock (mean ± sd over seeds)")
+    axes[1].set_title("Against the samples trained (mean ± sd over seeds)")
+    _legend(axes[1], fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    return _save(fig, path)
+
+
+def plotted_settings(groups) -> list[str]:
+    """The settings that get figures, in report order: beside others, a setting of full data alone (a
+    budget of another setting's curve, drawn there) gets none."""
     settings = list(dict.fromkeys(g.setting_key for g in groups))
+    compared = [k for k in settings if any(g.strategy != "full" for g in groups if g.setting_key == k)]
+    return compared if len(settings) > 1 and compared else settings
+
+
+def prefix(settings: list[str], i: int) -> str:
+    """The file name prefix of the i-th plotted setting: none when there is one."""
+    return "" if len(settings) == 1 else f"setting{i + 1}_"
+
+
+def write_plots(groups, out_dir: Path) -> list[Path]:
+    settings = plotted_settings(groups)
     files = []
     for i, key in enumerate(settings):
-        prefix = "" if len(settings) == 1 else f"setting{i + 1}_"
+        name = prefix(settings, i)
         mine = [g for g in groups if g.setting_key == key]
         files += [
-            accuracy_vs_saving(mine, out_dir / f"{prefix}accuracy_vs_saving.png"),
-            accuracy_curves(mine, out_dir / f"{prefix}accuracy_curves.png"),
-            kept_fraction(mine, out_dir / f"{prefix}kept_fraction.png"),
+            accuracy_vs_saving(mine, out_dir / f"{name}accuracy_vs_saving.png"),
+            accuracy_curves(mine, out_dir / f"{name}accuracy_curves.png"),
+            kept_fraction(mine, out_dir / f"{name}kept_fraction.png"),
         ]
+        against_curve = accuracy_vs_cost(mine, groups, out_dir / f"{name}accuracy_vs_cost.png")
+        files += [against_curve] if against_curve else []
     return files

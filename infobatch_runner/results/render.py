@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from infobatch_runner.results import leaderboard
+from infobatch_runner.results.budget import AXES, CURVE_STRATEGIES, budget_points
 from infobatch_runner.results.pairing import Group
 from infobatch_runner.results.runs import UNFINISHED, FailedRun
 from infobatch_runner.results.stats import MIN_SEEDS_FOR_CI, Stat, verdict
@@ -61,7 +62,11 @@ UNRELIABLE = "†"  # marks a wall saving that the drift or overlap check doubts
 CSV_COLUMNS = ["setting", "strategy", "label", "runs", "seeds", "seeds_paired", "final_acc_mean", "final_acc_sd",
                "acc_diff_mean", "acc_diff_sd", "acc_diff_ci_low", "acc_diff_ci_high", "saving_wall_mean",
                "saving_wall_sd", "wall_unreliable", "saving_samples_mean", "saving_samples_sd", "time_cost_s_mean",
-               "baseline_runs", "verdict", "tested", "fewer_epochs"]
+               "baseline_runs", "verdict", "tested", "fewer_epochs", "speedup_wall", "speedup_wall_relation",
+               "speedup_wall_ci_low", "speedup_wall_ci_high", "speedup_samples", "speedup_samples_relation",
+               "speedup_samples_ci_low", "speedup_samples_ci_high", "delta_acc_equal_cost_wall_pp",
+               "delta_acc_equal_cost_wall_relation", "delta_acc_equal_cost_samples_pp",
+               "delta_acc_equal_cost_samples_relation", "curve_budgets", "fewer_epochs_verdict"]
 
 
 SHORT = "short_schedule"
@@ -76,6 +81,8 @@ def fewer_epochs(g: Group, mine: list[Group], tolerance: float) -> str:
         return ""
     saved = g.saving_samples.mean
     rivals = [s for s in mine if s.strategy == SHORT and s.saving_samples.mean >= saved - 0.005 and s.acc_diff.n]
+    if not rivals and g.budget is not None:
+        return f"against full data's budget curve (time to accuracy): {g.budget.verdict()}"
     if not rivals:
         return (f"not compared: no {SHORT} run saved {100 * saved:.0f}% or more; add prune={SHORT} "
                 f"prune.target_saving={round(saved, 2):g} to the sweep")
@@ -84,6 +91,24 @@ def fewer_epochs(g: Group, mine: list[Group], tolerance: float) -> str:
     also = "so is" if their.startswith("lossless") else "unlike"
     return (f"{also} training fewer epochs: {SHORT} saving {100 * best.saving_samples.mean:.0f}% is {their} "
             f"(Δacc {100 * best.acc_diff.mean:+.2f} pp)")
+
+
+def budget_columns(g: Group) -> dict:
+    """report.csv's columns against the full-data budget curve (budget.py): each figure's mean over
+    seeds, its relation ("=", or ">=" / "<=" for a bound, "" without a value) and its 95% CI."""
+    out = {"curve_budgets": g.budget.budgets if g.budget else 0,
+           "fewer_epochs_verdict": g.budget.verdict() if g.budget else ""}
+    for axis in AXES:
+        for name, stat, scale in ((f"speedup_{axis}", g.budget and g.budget.speedup[axis], 1.0),
+                                  (f"delta_acc_equal_cost_{axis}", g.budget and g.budget.delta_acc[axis], 100.0)):
+            known = bool(stat) and stat.n > 0 and stat.relation is not None
+            ci = stat.ci95() if known else None
+            column = name + ("_pp" if scale != 1.0 else "")
+            out[column] = scale * stat.mean if known else math.nan
+            out[name + "_relation"] = stat.relation if known else ""
+            if scale == 1.0:
+                out[name + "_ci_low"], out[name + "_ci_high"] = (ci[0], ci[1]) if ci else (math.nan, math.nan)
+    return out
 
 
 def rows_of(groups: list[Group], tolerance: float) -> list[dict]:
@@ -105,8 +130,45 @@ def rows_of(groups: list[Group], tolerance: float) -> list[dict]:
             "saving_samples_mean": g.saving_samples.mean, "saving_samples_sd": g.saving_samples.sd,
             "time_cost_s_mean": g.cost_s.mean, "baseline_runs": max(g.baseline_runs, default=0),
             "verdict": v, "tested": tested, "fewer_epochs": fewer_epochs(g, mine, tolerance),
+            **budget_columns(g),
         })
     return rows
+
+
+def time_to_accuracy(mine: list[Group], groups: list[Group]) -> list[str]:
+    """A setting's strategies against the full-data budget curve of their seeds (budget.py): the
+    curve's budgets, then per strategy its speedup at equal accuracy and Δacc at equal cost."""
+    strategies = [g for g in mine if g.strategy not in CURVE_STRATEGIES]
+    if not strategies:
+        return []
+    budgets = budget_points(mine[0].setting_key, groups)
+    lines = ["### Against training fewer epochs: time to accuracy", ""]
+    if not any(g.budget for g in strategies):
+        epochs = json.loads(mine[0].setting_key).get("trainer", {}).get("epochs", 8)
+        fewer = ",".join(str(e) for e in sorted({max(1, round(epochs * f)) for f in (0.5, 0.75)}))
+        return lines + [f"No full-data budget curve: this setting has full-data runs at fewer than two epoch "
+                        f"counts per seed. Add them (the same seeds), e.g. `prune=full trainer.epochs={fewer}`, to "
+                        "see how much faster each strategy reached its accuracy than full data trained for "
+                        "fewer epochs.", ""]
+    lines += ["Each run against the full-data curve of its seed: full data trained for " + ", ".join(
+        f"{p.epochs:g}" for p in budgets) + " epochs (" + ", ".join(
+        f"{100 * p.acc.mean:.2f}%" for p in budgets) + " final accuracy, mean over seeds), joined piecewise "
+        "linearly in cost. Speedup at equal accuracy: the cost at which that curve first reaches the run's "
+        "accuracy, divided by the run's cost (time: time_cost_s; samples: sample passes). Δacc at equal cost: "
+        "the run's accuracy minus the curve's at the run's cost. Beyond the curve's budgets, a bound (>=, <=) "
+        "read under the assumption that more budget never lowers full data's accuracy, never an "
+        "extrapolation. Mean and 95% CI over seeds; the verdict is the time speedup's CI against 1.", "",
+        "| strategy | seeds | speedup, time | speedup, samples | Δacc at equal time pp | Δacc at equal samples pp "
+        "| against training fewer epochs |", "|---|---|---|---|---|---|---|"]
+    for g in strategies:
+        if g.budget is None:
+            lines.append(f"| {g.label} | {len(g.seeds)} | n/a | n/a | n/a | n/a | no budget curve for its seeds |")
+            continue
+        b = g.budget
+        lines.append(f"| {g.label} | {b.speedup['wall'].n} | {b.speedup['wall'].text(suffix='x')} | "
+                     f"{b.speedup['samples'].text(suffix='x')} | {b.delta_acc['wall'].text(100, signed=True)} | "
+                     f"{b.delta_acc['samples'].text(100, signed=True)} | {b.verdict()} |")
+    return lines + [""]
 
 
 def _seed_list(seeds) -> str:
@@ -169,6 +231,7 @@ def markdown(groups: list[Group], tolerance: float, skipped: list[tuple[Path, st
             lines += ["Against training fewer epochs (a lossless verdict is only worth what a cheaper baseline "
                       f"cannot also do; {SHORT} trains full data for fewer epochs with the whole schedule):", ""]
             lines += [f"- {label}: {note}" for label, note in against] + [""]
+        lines += time_to_accuracy(mine, groups)
         lines += leaderboard.section(mine, failed, tolerance)
         tested = [(g.label, verdict(g.acc_diff, tolerance)[1]) for g in mine if g.strategy != "full" and g.acc_diff.n]
         if tested:
@@ -208,7 +271,7 @@ def compact_table(rows: list[dict]) -> str:
     longest label (up to 60 characters), so that rows differing at their end stay apart."""
     width = min(max([28] + [len(r["label"]) for r in rows]), 60)
     head = (f"{'strategy':<{width}} {'runs':>4} {'seeds':>5} {'final acc':>15} {'Δacc pp':>14} {'wall saving':>13} "
-            f"{'samples':>8}  verdict")
+            f"{'samples':>8} {'speedup':>8}  verdict")
     lines = [head, "-" * len(head)]
     for r in rows:
         def pm(mean, sd, scale=100, d=2):
@@ -216,14 +279,19 @@ def compact_table(rows: list[dict]) -> str:
                 return "n/a"
             return f"{scale * mean:.{d}f}" + ("" if math.isnan(sd) else f"±{scale * sd:.{d}f}")
         wall = pm(r["saving_wall_mean"], r["saving_wall_sd"], d=1) + (UNRELIABLE if r["wall_unreliable"] else "")
+        relation = r.get("speedup_wall_relation", "")  # against the budget curve, on the wall clock
+        speedup = "" if not relation else ("" if relation == "=" else relation) + f"{r['speedup_wall']:.2f}x"
         lines.append(f"{r['label'][:width]:<{width}} {r['runs']:>4} {r['seeds']:>5} "
                      f"{pm(r['final_acc_mean'], r['final_acc_sd']):>15} "
                      f"{'0' if r['strategy'] == 'full' else pm(r['acc_diff_mean'], r['acc_diff_sd']):>14} "
                      f"{wall:>13} "
-                     f"{100 * r['saving_samples_mean']:>7.1f}%  {r['verdict']}"
+                     f"{100 * r['saving_samples_mean']:>7.1f}% {speedup:>8}  {r['verdict']}"
                      + (FEWER_EPOCHS_MARK if r["fewer_epochs"].startswith("not compared") else ""))
     if any(r["wall_unreliable"] for r in rows):
         lines.append(f"{UNRELIABLE} wall saving unreliable (the machine's speed drifted or jobs overlapped): see report.md")
+    if any(r.get("speedup_wall_relation") for r in rows):
+        lines.append("speedup: how much sooner than full data trained for fewer epochs it reached its accuracy, on "
+                     "the wall clock (mean over seeds; >= and <= are bounds beyond the curve): see report.md")
     if any(r["fewer_epochs"].startswith("not compared") for r in rows):
         lines.append(f"{FEWER_EPOCHS_MARK} lossless against full data, but no fewer-epochs run ({SHORT}) was compared "
                      "at that saving: see report.md")

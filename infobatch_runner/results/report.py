@@ -1,5 +1,6 @@
 """Write a comparison: read the runs, pair and group them, then report.md, report.csv and the plots
-into one folder, and fill each run's summary.json with the wall-clock saving its baseline now gives.
+into one folder, and fill each run's summary.json with the wall-clock saving its baseline now gives
+and its figures against the full-data budget curve.
 A search's trials are one table instead (trials.py, trials.csv).
 """
 
@@ -10,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infobatch_runner.results import leaderboard, trials
+from infobatch_runner.results.budget import CURVE_STRATEGIES, against_curves, curve_key, curves_of, run_figures
 from infobatch_runner.results.folders import SWEEP_PLAN, SWEEP_RECORD
 from infobatch_runner.results.pairing import Group, against, baselines, group_runs
-from infobatch_runner.results.plots import write_plots
+from infobatch_runner.results.plots import plotted_settings, prefix, write_plots
 from infobatch_runner.results.records import write_json_atomic
 from infobatch_runner.results.render import CSV_COLUMNS, markdown, rows_of
 from infobatch_runner.results.runs import FailedRun, Run, find_runs
@@ -31,7 +33,7 @@ class Report:
     rows: list[dict]
     files: list[Path]
     skipped: list[tuple[Path, str]]  # (folder, why it is in no statistic)
-    updated: list[Run]  # runs whose saving_wall this report filled in
+    updated: list[Run]  # runs whose saving_wall or budget-curve figures this report filled in
     failed: list[FailedRun] = field(default_factory=list)  # (folder, error) of the jobs that wrote failed.json
     trials: list[dict] = field(default_factory=list)  # a search's trials, best first (trials.py)
 
@@ -52,7 +54,9 @@ def write_report(dirs: list[Path], out_dir: Path, tolerance: float = DEFAULT_TOL
         raise FileNotFoundError(f"no readable run folders (summary.json + metrics.csv) under "
                                 f"{', '.join(map(str, dirs))}{why}")
     trial_rows = trials.trial_rows([r for r in runs if trials.is_trial(r.summary)])
-    groups = group_runs([r for r in runs if not trials.is_trial(r.summary)])
+    compared = [r for r in runs if not trials.is_trial(r.summary)]
+    groups = group_runs(compared)
+    against_curves(groups, compared)
     rows = rows_of(groups, tolerance)
     out_dir = Path(out_dir)
     tables = []
@@ -65,15 +69,14 @@ def write_report(dirs: list[Path], out_dir: Path, tolerance: float = DEFAULT_TOL
         if trial_rows:
             tables.append(_write_csv(out_dir / "trials.csv", trials.columns(trial_rows), trial_rows))
         plots = write_plots(groups, out_dir)
-        settings = list(dict.fromkeys(g.setting_key for g in groups))
+        settings = plotted_settings(groups)
         for i, key in enumerate(settings):  # strategies at equal savings, where runs asked for targets
-            prefix = "" if len(settings) == 1 else f"setting{i + 1}_"
             mine = [g for g in groups if g.setting_key == key]
-            drawn = leaderboard.plot(mine, failed, tolerance, out_dir / f"{prefix}equal_savings.png")
+            drawn = leaderboard.plot(mine, failed, tolerance, out_dir / f"{prefix(settings, i)}equal_savings.png")
             plots += [drawn] if drawn else []
     except OSError as exc:
         raise ReportWriteError(f"cannot write the report to {out_dir} ({exc.strerror or exc})") from exc
-    updated = fill_saving_wall(runs)
+    updated = fill_paired_figures(runs)
     files = [out_dir / "report.md", *tables, *plots]
     return Report(groups, rows, files, skipped, updated, failed, trial_rows)
 
@@ -95,28 +98,35 @@ def sweep_of(path: Path) -> Path | None:
     return None
 
 
-def fill_saving_wall(runs: list[Run]) -> list[Run]:
-    """Write saving_wall into the summary.json of runs whose baseline is now known; returns them.
-    Only within one sweep: a run is written into when it and every run of its baseline belong to
-    the same sweep, never when a report pairs it with a full run made elsewhere (another sweep,
-    another time: its summary would then claim a saving its own sweep never measured). A run
-    folder that cannot be written is warned about and left as it is."""
+def fill_paired_figures(runs: list[Run]) -> list[Run]:
+    """Write into the summary.json of each run what its pairings now tell: the wall-clock saving
+    against its baseline, and its figures against its seed's full-data budget curve (budget.py);
+    returns the runs written. Only within one sweep: a run is written into when it and every run it
+    is paired with belong to the same sweep, never when a report pairs it with full runs made
+    elsewhere (another sweep, another time: its summary would then claim what its own sweep never
+    measured). A run folder that cannot be written is warned about and left as it is."""
     base = baselines(runs)
+    curves = curves_of(runs)
     updated = []
     for run in runs:
-        b = base.get((run.setting_key, run.seed))
-        if b is None or run.is_baseline or run.summary.get("saving_wall") is not None:
-            continue
         sweep = sweep_of(run.path)
-        if sweep is None or any(sweep_of(r.path) != sweep for r in b.members):
+        if run.is_baseline or sweep is None:
             continue
-        known = against(run.summary, b)
-        if known["saving_wall"] is None:  # the baseline's cost is 0: nothing to fill in
+        known = {}
+        b = base.get((run.setting_key, run.seed))
+        if b is not None and run.summary.get("saving_wall") is None and all(sweep_of(r.path) == sweep for r in b.members):
+            paired = against(run.summary, b)
+            if paired["saving_wall"] is not None:  # the baseline's cost is 0: nothing to fill in
+                known.update(paired)
+        members = curves.get((curve_key(run.summary["setting"]), run.seed), [])
+        if run.summary["strategy"] not in CURVE_STRATEGIES and all(sweep_of(r.path) == sweep for r in members):
+            known.update(run_figures(run, members))
+        if all(run.summary.get(k) == v for k, v in known.items()):
             continue
         try:
             write_json_atomic(run.path / "summary.json", {**run.summary, **known})
         except OSError as exc:
-            log.warning("could not write saving_wall into %s (%s); left as it is",
+            log.warning("could not write %s into %s (%s); left as it is", ", ".join(known),
                         run.path / "summary.json", exc.strerror or exc)
             continue
         run.summary.update(known)

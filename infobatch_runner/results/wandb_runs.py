@@ -10,9 +10,11 @@ import logging
 import math
 import netrc
 import os
+import statistics
 from pathlib import Path
 from urllib.parse import urlparse
 
+from infobatch_runner.results.budget import CURVE_STRATEGIES, RUN_KEYS, budget_points, cost
 from infobatch_runner.results.curves import mean_curve, sd_curve
 from infobatch_runner.results.render import CSV_COLUMNS
 from infobatch_runner.results.trials import columns as trial_columns
@@ -139,6 +141,8 @@ def log_report_to_wandb(report, cfg_logger, sweep_dir: Path) -> None:
     run.finish()
 
 
+PAIRED_KEYS = ("saving_wall", "baseline/test_acc", "delta_acc_pp",
+               *(k for key in RUN_KEYS.values() for k in (key, f"{key}_relation")))
 POINT_COLUMNS = ["label", "strategy", "seeds", "saving_wall", "saving_samples", "delta_acc_pp", "final_acc"]
 
 
@@ -158,11 +162,42 @@ def native_charts(report) -> dict:
         "report/delta_acc_vs_sample_saving": wandb.plot.scatter(
             points, "saving_samples", "delta_acc_pp", title="Δacc (pp) against the sample saving (%)"),
     }
+    cost_rows = cost_points(report.groups)
+    if cost_rows:
+        table = wandb.Table(columns=COST_COLUMNS, data=cost_rows)
+        charts["report/accuracy_vs_cost"] = wandb.plot.scatter(
+            table, "cost_s", "final_acc", title="Final accuracy (%) against wall-clock cost (s): full data for "
+                                                "fewer epochs (series 'full data curve') and each strategy")
+        charts["report/accuracy_vs_cost_table"] = table
     keys, xs, ys = curve_series(report.groups)
     if keys:
         charts["report/test_acc_curves"] = wandb.plot.line_series(
             xs=xs, ys=ys, keys=keys, title="Test accuracy (%) per epoch: mean and mean ± sd over seeds", xname="epoch")
     return charts
+
+
+COST_COLUMNS = ["series", "label", "epochs", "cost_s", "sample_epochs", "final_acc", "seeds"]
+
+
+def cost_points(groups) -> list[list]:
+    """The rows of the accuracy-against-cost chart: every full-data budget of each setting's curve
+    (series "full data curve") and every strategy placed on it, means over seeds."""
+    rows = []
+    for key in dict.fromkeys(g.setting_key for g in groups):
+        points = budget_points(key, groups)
+        strategies = [g for g in groups if g.setting_key == key and g.strategy not in CURVE_STRATEGIES]
+        if len(points) < 2 or not strategies:
+            continue
+        n = max(strategies[0].runs[0].summary.get("num_train") or 1, 1)
+        rows += [["full data curve", f"full data, {p.epochs:g} epochs", p.epochs, p.cost["wall"], p.cost["samples"] / n,
+                  100 * p.acc.mean, p.acc.n] for p in points]
+        for g in strategies:
+            seeds = list(g.seeds.values())
+            rows.append([g.strategy, g.label, g.runs[0].summary.get("epochs"),
+                         statistics.fmean(statistics.fmean(cost(r, "wall") for r in sv.runs) for sv in seeds),
+                         statistics.fmean(statistics.fmean(cost(r, "samples") for r in sv.runs) for sv in seeds) / n,
+                         100 * g.final_acc.mean, len(seeds)])
+    return rows
 
 
 def curve_series(groups) -> tuple[list[str], list[list[int]], list[list[float]]]:
@@ -180,9 +215,10 @@ def curve_series(groups) -> tuple[list[str], list[list[int]], list[list[float]]]
     return keys, xs, ys
 
 
-def add_saving_wall_to_wandb(runs) -> None:
-    """Reopen each run's W&B run (online or offline, by id) to add what its baseline, now known,
-    tells: saving_wall, baseline/test_acc and delta_acc_pp."""
+def add_paired_figures_to_wandb(runs) -> None:
+    """Reopen each run's W&B run (online or offline, by id) to add what its pairings, now known,
+    tell: saving_wall, baseline/test_acc and delta_acc_pp against its baseline, and the speedup and
+    Δacc at equal cost against its seed's full-data budget curve (with their _relation)."""
     for r in runs:
         info = r.summary.get("wandb")
         if not info:
@@ -190,7 +226,7 @@ def add_saving_wall_to_wandb(runs) -> None:
         same = {k: info[k] for k in ("group", "name", "job_type", "tags") if info.get(k)}  # older runs lack some
         run = start_wandb_run(info["mode"], r.path, id=info["id"], project=info["project"], entity=info["entity"],
                               resume="allow", reopened=True, **same)
-        for key in ("saving_wall", "baseline/test_acc", "delta_acc_pp"):
+        for key in PAIRED_KEYS:
             if r.summary.get(key) is not None:
                 run.summary[key] = r.summary[key]
         run.finish()

@@ -29,7 +29,7 @@ class SweepReport(Callback):
         from infobatch_runner.results.render import compact_table
         from infobatch_runner.results.report import write_report
         from infobatch_runner.results.runs import UNFINISHED
-        from infobatch_runner.results.wandb_runs import add_saving_wall_to_wandb, log_report_to_wandb
+        from infobatch_runner.results.wandb_runs import add_paired_figures_to_wandb, log_report_to_wandb
 
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
@@ -53,5 +53,5 @@ class SweepReport(Callback):
         print(f"report: {sweep_dir / 'report.md'} ({beside} beside it)", flush=True)
         logger = config.logger
         if logger.name == "wandb" and logger.mode != "disabled" and (report.rows or report.trials):
-            add_saving_wall_to_wandb(report.updated)
+            add_paired_figures_to_wandb(report.updated)
             log_report_to_wandb(report, logger, sweep_dir)
