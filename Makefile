@@ -1,6 +1,6 @@
 # Everything a fresh machine needs, then the demo, the tests or the benchmarks.
 #   make run        set up (once), then full data against InfoBatch on Fashion-MNIST, ending in the comparison
-#   make test       set up (once), then the test suite (CPU, offline, a few minutes)
+#   make test       set up (once), then the test suite (CPU, offline, ~11 minutes on 2 cores; TEST_WORKERS=2)
 #   make bench      the benchmarks (BENCH_ARGS="--device cuda --repeats 2" is passed to each)
 #   make leaderboard  every dynamic strategy and short_schedule at 30/50/70% saved, 3 seeds (~40 min on 2 cores)
 #   make gpu-check  every CUDA path in ~8 minutes, a PASS/FAIL table and the figures (GPU_CHECK_ARGS="--device cpu": dry run)
@@ -37,8 +37,11 @@ $(FASHION_MNIST):
 run: setup
 	$(BIN)/infobatch-run -m experiment=fashion_mnist_quick prune=full,infobatch
 
+# The suite in TEST_WORKERS processes (pytest-xdist), a test file per process at a time: the tests
+# are mostly single-threaded, so two workers take about 11 minutes on 2 cores where one took 15.
+TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Strategies at equal savings on the real Fashion-MNIST (infobatch_runner/leaderboard.py); the table
 # ends the sweep's report.md. LEADERBOARD_ARGS adds overrides (W&B is off unless you drop logger=none).
