@@ -1,34 +1,56 @@
-"""`make leaderboard`'s protocol at a tiny size: every dynamic strategy and the fewer-epochs
-baseline at three savings over three seeds, seed by seed, ending in the equal-savings table."""
+"""`make leaderboard`'s protocol at a tiny size: two regimes, each with every dynamic strategy and the
+fewer-epochs baseline at three savings over three seeds, seed by seed, each ending in its
+equal-savings table, and the table across regimes with the speedups against each regime's curve."""
 
+import csv
 import json
 import sys
+
+import pytest
 
 from infobatch_runner import leaderboard
 
 from conftest import TINY
 
+LONG = "trainer.epochs=5 dataset.limit_train=192"  # the long regime at a tiny size: more epochs, fewer samples
 
-def test_the_leaderboard_protocol_at_a_tiny_size(tmp_path, monkeypatch, capsys):
-    sweep = tmp_path / "board"
-    monkeypatch.setattr(sys, "argv", ["leaderboard", *TINY, f"hydra.sweep.dir={sweep}"])
-    leaderboard.main()  # returns: the only failures are savings a strategy cannot reach
-    captured = capsys.readouterr()
-    out = captured.out
-    assert "unattainable" in out and "leaderboard: the failed jobs refused savings" in out
-    assert "error:" not in captured.err, "expected refusals are explained, not reported as an error first"
 
-    jobs = sorted((p for p in sweep.iterdir() if (p / "summary.json").exists()), key=lambda p: int(p.name.split("_")[0]))
-    seeds = [json.loads((p / "summary.json").read_text())["seed"] for p in jobs]
-    assert seeds == sorted(seeds), "seed by seed"
-    assert json.loads((sweep / "0_full" / "summary.json").read_text())["seed"] == 0, "each seed's baseline first"
+@pytest.fixture(scope="module")
+def board(tmp_path_factory):
+    sweep = tmp_path_factory.mktemp("board")
+    argv = sys.argv
+    sys.argv = ["leaderboard", *TINY, "trainer.warmup_steps=0", "trainer.checkpoint_every=0", f"hydra.sweep.dir={sweep}",
+                "--seeds", "0,1,2", "--long", LONG]
+    try:
+        leaderboard.main()  # returns: the only failures are savings a strategy cannot reach
+    finally:
+        sys.argv = argv
+    return sweep
 
-    report = (sweep / "report.md").read_text()
+
+def test_each_regime_is_a_sweep_seed_by_seed_with_its_equal_savings_table(board):
+    for regime, epochs, n in (("short", 3, 256), ("long", 5, 192)):
+        sweep = board / regime
+        jobs = sorted((p for p in sweep.iterdir() if (p / "summary.json").exists()),
+                      key=lambda p: int(p.name.split("_")[0]))
+        summaries = [json.loads((p / "summary.json").read_text()) for p in jobs]
+        assert [s["seed"] for s in summaries] == sorted(s["seed"] for s in summaries), "seed by seed"
+        assert summaries[0]["strategy"] == "full" and summaries[0]["seed"] == 0, "each seed's baseline first"
+        assert {(s["epochs"], s["num_train"]) for s in summaries} == {(epochs, n)}, "the regime's own overrides win"
+        report = (sweep / "report.md").read_text()
+        table = report[report.index("### Strategies at equal savings"):].split("\n\n")[2].splitlines()
+        assert table[0] == "| strategy | 30% saved | 50% saved | 70% saved |"
+        rows = {line.split(" | ")[0].lstrip("| "): line for line in table[2:]}
+        assert set(rows) == {"full data (0% saved)", "short_schedule", "infobatch", "seta", "epsilon_greedy", "ucb",
+                             "random_dynamic", "rs2"}
+        assert (sweep / "equal_savings.png").stat().st_size > 0
+        assert (sweep / "accuracy_vs_cost.png").stat().st_size > 0, "the regime's full-data curve has budgets"
+
+
+def test_the_short_regime_table_cells(board):
+    report = (board / "short" / "report.md").read_text()
     table = report[report.index("### Strategies at equal savings"):].split("\n\n")[2].splitlines()
-    assert table[0] == "| strategy | 30% saved | 50% saved | 70% saved |"
     rows = {line.split(" | ")[0].lstrip("| "): line for line in table[2:]}
-    assert set(rows) == {"full data (0% saved)", "short_schedule", "infobatch", "seta", "epsilon_greedy", "ucb",
-                         "random_dynamic", "rs2"}
     # 3 epochs, delta 0.875: InfoBatch prunes one epoch, at most 0.6 of it: 0.2 at most
     assert rows["infobatch"].count("unattainable") == 3
     for name in ("rs2", "epsilon_greedy", "ucb"):
@@ -45,4 +67,32 @@ def test_the_leaderboard_protocol_at_a_tiny_size(tmp_path, monkeypatch, capsys):
         shown = float(rows[name].split(" | ")[1].split("<br>Δ ")[1].split()[0])
         assert len(deltas) == 3 and abs(sum(deltas) / 3 - shown) <= 0.01, f"{name}: the cell is the mean of its seeds"
     assert "(saves 33.3%)" in rows["short_schedule"], "whole epochs: 2 of 3 trained for 30% and 50%"
-    assert (sweep / "equal_savings.png").stat().st_size > 0
+
+
+def test_the_table_across_regimes_carries_each_regimes_figures(board, capsys):
+    text = (board / "leaderboard.md").read_text()
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    assert table[0] == ("| strategy | 3 ep · 30% saved | 3 ep · 50% saved | 3 ep · 70% saved | "
+                        "5 ep · 30% saved | 5 ep · 50% saved | 5 ep · 70% saved |")
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:] for line in table[1:]}
+    assert set(rows) == {"short_schedule", "infobatch", "seta", "epsilon_greedy", "ucb", "random_dynamic", "rs2"}
+    assert rows["infobatch"][:3] == ["unattainable"] * 3
+    assert all("time on the curve" in c for c in rows["short_schedule"]), "the short schedule is the curve"
+
+    # every figure equals the regime's own report.csv: the same pairing, the same curve
+    board_rows = list(csv.DictReader(open(board / "leaderboard.csv", encoding="utf-8")))
+    checked = 0
+    for regime in ("short", "long"):
+        own = {r["label"]: r for r in csv.DictReader(open(board / regime / "report.csv", encoding="utf-8"))}
+        for row in board_rows:
+            if row["regime"].startswith(("3 ", "5 ")[regime == "long"]) and row["unattainable"] == "False":
+                label = f"{row['strategy']} target_saving={float(row['target_saving']):g}"
+                mine = own[label]
+                assert float(row["acc_diff_pp"]) == pytest.approx(100 * float(mine["acc_diff_mean"]))
+                if row["strategy"] != "short_schedule":
+                    assert row["speedup_wall_relation"] == mine["speedup_wall_relation"]
+                    assert float(row["speedup_wall"]) == pytest.approx(float(mine["speedup_wall"]))
+                    assert float(row["speedup_samples"]) == pytest.approx(float(mine["speedup_samples"]))
+                    checked += 1
+    assert checked >= 20
+    assert (board / "leaderboard.png").stat().st_size > 0
