@@ -42,7 +42,7 @@ def test_single_run_writes_metrics_summary_and_an_offline_wandb_run(tmp_path):
 
 
 def test_an_epoch_that_trains_nothing_logs_no_loss_to_wandb(tmp_path):
-    """short_schedule at ratio 0.5 trains 2 of the 3 epochs: the third has no training loss, so W&B
+    """short_schedule at its default ratio 0.4 trains round(1.8) = 2 of the 3 epochs: the third has no training loss, so W&B
     gets none (a gap in the loss curve), where it used to get 0.0."""
     from wandb_files import offline_runs
 
