@@ -425,6 +425,10 @@ VALUES = [
     (TINY + ["trainer.epoch=50"], "trainer.epoch is not a setting of trainer; did you mean trainer.epochs?"),
     (TINY + ["optimizer.momentun=0.5"], "did you mean optimizer.momentum?"),
     (TINY + ["dataset.augment.flop=1"], "did you mean dataset.augment.flip?"),
+    # whole epochs: round(0.75 x 2) = 2 of 2 epochs is no saving at all, refused like one of 0 epochs
+    (TINY + ["trainer.epochs=2", "prune=short_schedule", "prune.target_saving=0.25"],
+     "= 2 epochs, all of them: no saving"),
+    (TINY + ["trainer.epochs=3", "prune=short_schedule", "prune.ratio=0.1"], "raise the saving above 0.166667"),
 ]
 
 
@@ -497,6 +501,13 @@ REPORT_FAULTS = [
     ("out folder under a file", lambda t, f: [str(_copy_run(t, f)), "--out", str(_a_file(t) / "report")],
      "cannot write the report"),
     ("negative tolerance", lambda t, f: [str(_copy_run(t, f)), "--tolerance", "-0.1"], "--tolerance"),
+    # a fraction that is a percentage: 0.5 would call a 50 pp loss lossless
+    ("tolerance 0.5 as a fraction", lambda t, f: [str(_copy_run(t, f)), "--tolerance", "0.5"],
+     "write --tolerance-pp 0.5"),
+    ("tolerance 5 as a fraction", lambda t, f: [str(_copy_run(t, f)), "--tolerance", "5"], "write --tolerance-pp 5"),
+    ("tolerance of 50 pp", lambda t, f: [str(_copy_run(t, f)), "--tolerance-pp", "50"], "percentage points in [0, 10]"),
+    ("two tolerances", lambda t, f: [str(_copy_run(t, f)), "--tolerance-pp", "0.5", "--tolerance", "0.005"],
+     "not both"),
 ]
 
 

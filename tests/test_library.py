@@ -375,6 +375,17 @@ def unplanned(pruner) -> torch.Tensor:
     (lambda p: p.observe(indices=torch.tensor([0, 1]), losses=torch.ones(3)), ValueError, "one loss per sample"),
     (lambda p: p.observe(torch.tensor([0, 1]), torch.ones(2)), TypeError, "positional"),
     (lambda p: p.loss(torch.ones(2), unplanned(p)), ValueError, r"not in epoch 1's plan, where they would weigh 0"),
+    (lambda p: p.loss([1.0, 2.0], torch.tensor([0, 1])), TypeError, "losses must be a tensor"),
+    # a state that does not fit is refused whole: nothing of it installed (it used to install the
+    # generator, the scores and the epoch, then fail with a bare KeyError)
+    (lambda p: p.load_state_dict("checkpoint.pt"), TypeError, "not a path"),
+    (lambda p: p.load_state_dict([1, 2]), TypeError, "takes the dict that state_dict"),
+    (lambda p: p.load_state_dict(edited(p, drop="epoch")), ValueError, "this state lacks 'epoch'"),
+    (lambda p: p.load_state_dict(edited(p, drop="plan")), ValueError, "this state lacks 'plan'"),
+    (lambda p: p.load_state_dict(edited(p, epoch=99)), ValueError, r"epoch 99 is not one of this Pruner's epochs"),
+    (lambda p: p.load_state_dict(edited(p, strategy="gen only")), ValueError, "strategy part is not a state of infobatch"),
+    (lambda p: p.load_state_dict(edited(p, strategy="short score")), ValueError, "strategy part is not a state"),
+    (lambda p: p.load_state_dict(edited(p, plan="out of range")), ValueError, rf"indices outside \[0, {N}\)"),
 ])
 def test_bad_library_input_is_refused_before_any_state_changes(call, error, match):
     pruner = Pruner("infobatch", N, EPOCHS, seed=1, delta=0.75)
@@ -388,6 +399,81 @@ def test_bad_library_input_is_refused_before_any_state_changes(call, error, matc
     after = io.BytesIO()
     torch.save(pruner.state_dict(), after)
     assert before.getvalue() == after.getvalue(), "nothing changed"
+
+
+def edited(pruner, drop=None, epoch=None, strategy=None, plan=None) -> dict:
+    """A fresh Pruner's state (another seed, another epoch: everything differs from `pruner`'s), spoiled
+    in one place."""
+    other = Pruner("infobatch", N, EPOCHS, seed=2, delta=0.75)
+    other.set_epoch(0)
+    other.loss(losses_for(other.plan.indices, 0) * 3, other.plan.indices)
+    other.set_epoch(2)
+    state = other.state_dict()
+    if drop:
+        del state[drop]
+    if epoch is not None:
+        state["epoch"] = epoch
+    if strategy == "gen only":
+        state["strategy"] = {"gen": state["strategy"]["gen"]}
+    if strategy == "short score":  # the generator and epoch fit, the scores are of another N
+        state["strategy"]["seen"] = state["strategy"]["seen"][:5]
+    if plan == "out of range":
+        state["plan"]["indices"] = state["plan"]["indices"].clone().index_fill_(0, torch.tensor([0]), N)
+    return state
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(replacement="false"), TypeError, r"replacement must be True or False \(got 'false'\)"),
+    (dict(rescale="no"), TypeError, r"rescale must be True or False"),
+    (dict(seed="abc"), TypeError, r"seed must be an integer \(got 'abc'\)"),
+    (dict(seed=None), TypeError, r"seed must be an integer \(got None\)"),
+    (dict(seed=1.5), TypeError, r"seed must be an integer \(got 1.5\)"),
+    (dict(seed=True), TypeError, r"seed must be an integer \(got True\)"),
+    (dict(num_replicas="2", rank=0), TypeError, r"num_replicas must be an integer"),
+    (dict(num_replicas=2.5, rank=0), TypeError, r"num_replicas must be an integer"),
+])
+def test_bad_constructor_arguments_are_refused_in_pythons_words(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        Pruner("random_dynamic", 10, 2, **kwargs)
+
+
+def test_numpy_and_torch_scalars_are_the_numbers_they_are():
+    import numpy as np
+
+    for scalars in (dict(num_samples=np.int64(100), ratio=np.float32(0.5), seed=np.int32(3), replacement=np.bool_(False)),
+                    dict(num_samples=torch.tensor(100), ratio=torch.tensor(0.5), seed=torch.tensor(3),
+                         replacement=torch.tensor(False))):
+        p = Pruner("random_dynamic", scalars.pop("num_samples"), 4, **scalars)
+        plain = Pruner("random_dynamic", 100, 4, seed=3, ratio=0.5, replacement=False)
+        for e in range(4):
+            plain.set_epoch(e)
+            p.set_epoch(e)
+            assert torch.equal(p.plan.indices, plain.plan.indices)
+        p.load_state_dict(plain.state_dict())  # the same parameters, however spelled
+
+
+def test_a_state_saved_without_parameters_given_is_one_of_the_defaults():
+    saved = Pruner("infobatch", N, EPOCHS, seed=1).state_dict()
+    Pruner("infobatch", N, EPOCHS, seed=1, ratio=0.5, delta=0.875).load_state_dict(saved)
+    with pytest.raises(ValueError, match=r"ratio=0.5 \(this Pruner: 0.3\)"):
+        Pruner("infobatch", N, EPOCHS, seed=1, ratio=0.3).load_state_dict(saved)
+
+
+def test_scores_of_another_length_are_refused():
+    pruner = Pruner("el2n", N, EPOCHS)
+    with pytest.raises(ValueError, match=rf"one score per sample: {N} \(got shape \(5,\)\)"):
+        pruner.strategy.set_scores(torch.ones(5))
+
+
+def test_an_iterable_dataset_cannot_be_indexed():
+    from torch.utils.data import IterableDataset
+
+    class Stream(IterableDataset):
+        def __iter__(self):
+            yield 1
+
+    with pytest.raises(TypeError, match="needs a map-style dataset"):
+        IndexedDataset(Stream())
 
 
 def mistakes_rank_main(rank, store, out):

@@ -374,14 +374,24 @@ def test_an_out_folder_that_cannot_be_written_is_one_sentence_and_exit_2(tmp_pat
                                    f"{tmp_path / 'a_file' / 'report'} (Not a directory).")
 
 
+@pytest.mark.parametrize("option", ["--tolerance", "--tolerance-pp"])
 @pytest.mark.parametrize("tolerance", ["-0.1", "nan", "inf", "abc"])
-def test_a_bad_tolerance_is_exit_2_without_traceback(tmp_path, capsys, tolerance):
+def test_a_bad_tolerance_is_exit_2_without_traceback(tmp_path, capsys, tolerance, option):
     s = sweep(tmp_path / "s")
     with pytest.raises(SystemExit) as exit_:
-        main([str(s), f"--tolerance={tolerance}"])
+        main([str(s), f"{option}={tolerance}"])
     err = no_traceback(capsys.readouterr())
-    assert exit_.value.code == 2 and "--tolerance" in err.splitlines()[-1]
+    assert exit_.value.code == 2 and option in err.splitlines()[-1]
     assert not (s / "report.md").exists()
+
+
+def test_the_tolerance_in_points_and_as_a_fraction_judge_alike(tmp_path, capsys):
+    s = sweep(tmp_path / "s")
+    main([str(s), "--tolerance-pp", "0.5", "--out", str(tmp_path / "pp")])
+    main([str(s), "--tolerance", "0.005", "--out", str(tmp_path / "fraction")])
+    read = lambda d: [(r["label"], r["verdict"]) for r in csv.DictReader(open(d / "report.csv"))]  # noqa: E731
+    assert read(tmp_path / "pp") == read(tmp_path / "fraction")
+    assert "tolerance -0.50 pp" in (tmp_path / "pp" / "report.md").read_text()
 
 
 def test_a_run_folder_that_cannot_be_written_is_warned_about(tmp_path, caplog):

@@ -3,7 +3,7 @@ and a dataset wrapper whose samples carry their index (so the loss weight can be
 
 from collections.abc import Mapping
 
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, IterableDataset, Sampler
 
 from infobatch_runner.data.loaders import batch_slices, batch_starts
 
@@ -56,6 +56,9 @@ class IndexedDataset(Dataset):
     Samples are loaded by the wrapped dataset."""
 
     def __init__(self, dataset, key: str = "index"):
+        if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+            raise TypeError(f"IndexedDataset needs a map-style dataset (with __getitem__ and __len__), not a "
+                            f"{type(dataset).__name__}: a pruner picks samples by index")
         self.dataset = dataset
         self.key = key
 

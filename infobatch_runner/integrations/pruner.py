@@ -21,6 +21,8 @@ rank observed are all-gathered once per epoch and replayed into every rank's str
 strategies stay identical.
 """
 
+import copy
+import os
 import warnings
 from collections.abc import Mapping
 from typing import Callable
@@ -30,8 +32,9 @@ import torch.distributed as dist
 
 from infobatch_runner.engine.distributed import Observations, shard
 from infobatch_runner.integrations.batches import PrunedBatchSampler
-from infobatch_runner.integrations.pruner_args import default_device, make_strategy, resolve_world, same_device
-from infobatch_runner.pruning import Plan
+from infobatch_runner.integrations.pruner_args import (default_device, make_strategy, resolve_world, resolved_params,
+                                                       same_device)
+from infobatch_runner.pruning import Plan, Strategy
 
 
 class Pruner:
@@ -55,6 +58,8 @@ class Pruner:
         # would go on with the wrong ones (load_state_dict refuses it).
         given = {k: v for k, v in dict(strategy).items() if k != "name"} if isinstance(strategy, Mapping) else {}
         self.params = {"epochs": self.strategy.epochs, **given, **params}
+        if not isinstance(strategy, Strategy):  # every parameter, defaults filled in: what the plans depend on
+            self.params = resolved_params(self.strategy.name, self.params)
         self.num_samples = self.strategy.num_samples
         self.epochs = self.strategy.epochs
         self.device = self.strategy.device
@@ -201,6 +206,7 @@ class Pruner:
         (losses, indices), and the other order would score the wrong samples. A non-finite loss (NaN,
         inf: an fp16 overflow) leaves its sample's score as it was; the samples are named once, in
         a warning at the next set_epoch (no host sync per batch)."""
+        _check_losses(losses)
         self._observe(self._indices(indices), losses)
 
     def _observe(self, idx: torch.Tensor, losses: torch.Tensor) -> None:
@@ -238,6 +244,7 @@ class Pruner:
         """Observe the per-sample losses (reduction="none") and return mean(w * loss): the mean over
         the batch, not divided by the sum of the weights, which keeps the gradient unbiased. float32
         whatever the losses' dtype (bf16 and fp16 included)."""
+        _check_losses(losses)
         t = torch.as_tensor(indices)
         if losses.dim() != 1 or t.dim() == 0 or losses.shape[0] != t.shape[0]:
             raise ValueError(f"loss() takes one loss per sample (reduction='none'): got losses of shape "
@@ -273,21 +280,18 @@ class Pruner:
                 "replicas": self.world.size}
 
     def load_state_dict(self, state: dict) -> None:
-        if state["name"] != self.strategy.name or state["num_samples"] != self.num_samples:
-            raise ValueError(f"this state is of {state['name']} over {state['num_samples']} samples, not of "
-                             f"{self.strategy.name} over {self.num_samples}")
-        saved = state.get("params")  # states of earlier versions carry none
-        if saved is not None:
-            differ = sorted(k for k in set(saved) | set(self.params) if saved.get(k) != self.params.get(k))
-            if differ:
-                what = ", ".join(f"{k}={saved.get(k)!r} (this Pruner: {self.params.get(k)!r})" for k in differ)
-                raise ValueError(f"this state was saved with other parameters: {what}; build the Pruner as it was")
-        replicas, rank = state.get("replicas", self.world.size), state.get("rank", self.world.rank)
-        if state.get("pending") is not None and (replicas, rank) != (self.world.size, self.world.rank):
-            raise ValueError(f"this state is rank {rank}'s of {replicas} replicas, saved mid-epoch with that rank's "
-                             f"losses not merged yet; load it into rank {rank} of {replicas} (this Pruner: rank "
-                             f"{self.world.rank} of {self.world.size})")
-        self.strategy.load_state_dict(state["strategy"])
+        """Go on from a state_dict(). The whole state is checked before any of it is installed: a
+        state that does not fit this Pruner raises (TypeError for what is not a state at all,
+        ValueError for one that does not fit) and leaves the Pruner as it was."""
+        state = self._checked_state(state)
+        before = copy.deepcopy(self.strategy.state_dict())
+        try:
+            self.strategy.load_state_dict(state["strategy"])
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            self.strategy.load_state_dict(before)  # what a partial load changed, put back
+            raise ValueError(f"this state's strategy part is not a state of {self.strategy.name} over "
+                             f"{self.num_samples} samples ({type(exc).__name__}: {exc}); pass what state_dict() "
+                             "returned") from None
         if self._pending is not None:
             self._pending = Observations()
             if state.get("pending") is not None:
@@ -301,9 +305,62 @@ class Pruner:
             # a prefetching loader may have walked the plan already; what counts is what was trained
             self._walked = state.get("walked", False) and not self._resume_at
 
+    def _checked_state(self, state) -> Mapping:
+        """The state, every part of it checked against this Pruner; nothing is changed here."""
+        if isinstance(state, (str, bytes, os.PathLike)):
+            raise TypeError(f"load_state_dict takes the dict that state_dict() returned, not a path ({state!r}): "
+                            "read the file first, e.g. pruner.load_state_dict(torch.load(path))")
+        if not isinstance(state, Mapping):
+            raise TypeError(f"load_state_dict takes the dict that state_dict() returned (got {type(state).__name__})")
+        missing = [k for k in ("name", "num_samples", "epoch", "plan", "strategy") if k not in state]
+        if missing:
+            raise ValueError(f"this state lacks {', '.join(map(repr, missing))}: pass what state_dict() returned")
+        if state["name"] != self.strategy.name or state["num_samples"] != self.num_samples:
+            raise ValueError(f"this state is of {state['name']} over {state['num_samples']} samples, not of "
+                             f"{self.strategy.name} over {self.num_samples}")
+        saved = state.get("params")  # states of earlier versions carry none
+        if saved is not None:
+            saved, mine = resolved_params(self.strategy.name, saved), self.params
+            differ = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
+            if differ:
+                what = ", ".join(f"{k}={saved.get(k)!r} (this Pruner: {mine.get(k)!r})" for k in differ)
+                raise ValueError(f"this state was saved with other parameters: {what}; build the Pruner as it was")
+        epoch = state["epoch"]
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < self.epochs:
+            raise ValueError(f"this state's epoch {epoch!r} is not one of this Pruner's epochs [0, {self.epochs})")
+        if not isinstance(state["strategy"], Mapping):
+            raise ValueError(f"this state's strategy part is not a mapping (got {type(state['strategy']).__name__})")
+        if state["plan"] is not None:
+            self._check_indexed(state["plan"], "plan", "weights")
+        if state.get("pending") is not None:
+            self._check_indexed(state["pending"], "pending", "losses")
+        replicas, rank = state.get("replicas", self.world.size), state.get("rank", self.world.rank)
+        if state.get("pending") is not None and (replicas, rank) != (self.world.size, self.world.rank):
+            raise ValueError(f"this state is rank {rank}'s of {replicas} replicas, saved mid-epoch with that rank's "
+                             f"losses not merged yet; load it into rank {rank} of {replicas} (this Pruner: rank "
+                             f"{self.world.rank} of {self.world.size})")
+        return state
+
+    def _check_indexed(self, part, what: str, values: str) -> None:
+        """A state's plan or pending losses: `indices` (integers in [0, N)) and as many `values`."""
+        if not isinstance(part, Mapping) or not all(isinstance(part.get(k), torch.Tensor) for k in ("indices", values)):
+            raise ValueError(f"this state's {what} must hold tensors 'indices' and {values!r}")
+        idx, val = part["indices"], part[values]
+        if idx.dim() != 1 or val.shape != idx.shape or idx.is_floating_point() or idx.dtype == torch.bool:
+            raise ValueError(f"this state's {what} must hold one-dimensional integer indices and as many {values} "
+                             f"(got {idx.dtype} {tuple(idx.shape)} and {tuple(val.shape)})")
+        if idx.numel() and not 0 <= int(idx.min()) <= int(idx.max()) < self.num_samples:
+            raise ValueError(f"this state's {what} holds indices outside [0, {self.num_samples}) "
+                             f"({int(idx.min())} .. {int(idx.max())})")
+
     def __repr__(self) -> str:
         return (f"Pruner({self.strategy.name}, num_samples={self.num_samples}, epochs={self.epochs}, "
                 f"epoch={self.epoch}, replicas={self.world.size}, rank={self.world.rank})")
+
+
+def _check_losses(losses) -> None:
+    if not isinstance(losses, torch.Tensor):
+        raise TypeError(f"losses must be a tensor, one loss per sample (reduction='none'), not a {type(losses).__name__}")
 
 
 __all__ = ["Pruner"]

@@ -4,6 +4,7 @@ its world (DistributedSampler's rule). A strategy's errors, worded for the comma
 library users as TypeError / ValueError in Python's words."""
 
 import inspect
+import operator
 import re
 from collections.abc import Mapping
 
@@ -41,6 +42,42 @@ def same_device(a: torch.device, b: torch.device) -> bool:
     return (current if a.index is None else a.index) == (current if b.index is None else b.index)
 
 
+def plain(value):
+    """A numpy or torch scalar as the Python number it is (np.float32(0.5) -> 0.5); anything else as it is."""
+    if getattr(value, "shape", None) == () and callable(getattr(value, "item", None)):
+        return value.item()
+    return value
+
+
+def as_int(what: str, value, low: int) -> int:
+    """An integer argument (a Python, numpy or torch integer) >= low; a bool, float or string is refused."""
+    value = plain(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{what} must be an integer >= {low} (got {value!r})")
+    return value
+
+
+def check_seed(seed) -> int:
+    """The run seed: an integer (numpy and torch integers too). True would plan as 1 and "1" fail later."""
+    seed = plain(seed)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an integer (got {seed!r})")
+    return seed
+
+
+def parameter_defaults(name: str) -> dict:
+    """A registered strategy's parameters and their defaults."""
+    taken = inspect.signature(STRATEGIES[name].__init__).parameters
+    return {k: p.default for k, p in taken.items() if k not in ("self", "num_samples", "epochs", "seed", "device")
+            and p.default is not inspect.Parameter.empty}
+
+
+def resolved_params(name: str, params: Mapping) -> dict:
+    """The parameters a strategy runs with: those given, every other at its default, so that a state
+    saved by Pruner("infobatch", N, E) is one of ratio=0.5 like one saved with ratio=0.5 given."""
+    return {**(parameter_defaults(name) if name in STRATEGIES else {}), **params}
+
+
 class _PruneConfig(dict):
     """A prune config as build_strategy reads it: a mapping with a `name`."""
 
@@ -62,9 +99,8 @@ def make_strategy(strategy, num_samples: int | None, epochs: int | None, seed: i
                 raise ValueError(f"{what}={value} differs from the strategy's {getattr(strategy, what)}")
     else:
         cfg = _prune_config(strategy, params)
-        for what, value in (("num_samples", num_samples), ("epochs", epochs)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{what} must be an integer >= 1 (got {value!r})")
+        num_samples, epochs = as_int("num_samples", num_samples, 1), as_int("epochs", epochs, 1)
+        seed = check_seed(seed)
     try:
         if not isinstance(strategy, Strategy):
             strategy = build_strategy(cfg, num_samples, epochs, seed, device)
@@ -76,10 +112,11 @@ def make_strategy(strategy, num_samples: int | None, epochs: int | None, seed: i
 
 def _prune_config(strategy, params: dict) -> _PruneConfig:
     """The config build_strategy reads, its name and parameters checked first."""
+    params = {k: plain(v) for k, v in params.items()}
     if isinstance(strategy, str):
         cfg = _PruneConfig(name=strategy, **params)
     elif isinstance(strategy, Mapping) and "name" in strategy:
-        cfg = _PruneConfig({**dict(strategy), **params})
+        cfg = _PruneConfig({**{k: plain(v) for k, v in dict(strategy).items()}, **params})
     else:
         raise TypeError(f"strategy must be a name ({', '.join(sorted(STRATEGIES))}), a config with a name, "
                         f"or a Strategy (got {strategy!r})")
@@ -91,6 +128,10 @@ def _prune_config(strategy, params: dict) -> _PruneConfig:
     if unknown:
         raise TypeError(f"strategy {cfg.name!r} got an unexpected keyword argument {unknown[0]!r}; it takes "
                         f"{', '.join(sorted(taken)) or 'none'}")
+    signature = inspect.signature(STRATEGIES[cfg.name].__init__).parameters
+    for key, value in cfg.items():  # "false" and "no" are truthy: a switch takes True or False only
+        if key in signature and signature[key].annotation is bool and not isinstance(value, bool):
+            raise TypeError(f"{key} must be True or False (got {value!r})")
     return cfg
 
 
@@ -98,6 +139,11 @@ def resolve_world(num_replicas: int | None, rank: int | None) -> World:
     """DistributedSampler's rule: the arguments, else torch.distributed's world when initialised,
     else a single process."""
     initialised = dist.is_available() and dist.is_initialized()
+    for what, value in (("num_replicas", num_replicas), ("rank", rank)):
+        value = plain(value)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(f"{what} must be an integer (got {value!r})")
+    num_replicas, rank = plain(num_replicas), plain(rank)
     if num_replicas is None:
         num_replicas = dist.get_world_size() if initialised else 1
     if rank is None:

@@ -31,6 +31,10 @@ class ShortSchedule(Strategy):
         if self.schedule_epochs < 1:
             raise UserError(f"prune=short_schedule saving {saving:g} of {epochs} epochs trains round({1 - saving:g} x "
                             f"{epochs}) = 0 epochs; lower the saving or train more epochs.")
+        if saving > 0 and self.schedule_epochs >= epochs:  # a saving asked for that whole epochs cannot give
+            raise UserError(f"prune=short_schedule saving {saving:g} of {epochs} epochs trains round({1 - saving:g} x "
+                            f"{epochs}) = {epochs} epochs, all of them: no saving; raise the saving above "
+                            f"{0.5 / epochs:g} or train more epochs.")
 
     def plan(self, epoch: int) -> Plan:
         if epoch < self.schedule_epochs:

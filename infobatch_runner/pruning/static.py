@@ -56,6 +56,10 @@ class StaticStrategy(Strategy):
         return kept_count(self.ratio, self.num_samples)
 
     def set_scores(self, scores: torch.Tensor) -> None:
+        """One score per sample (a higher score is kept first)."""
+        scores = torch.as_tensor(scores)
+        if scores.shape != (self.num_samples,):
+            raise ValueError(f"set_scores takes one score per sample: {self.num_samples} (got shape {tuple(scores.shape)})")
         k = kept_count(self.ratio, self.num_samples)
         ranked = self.rank_desc(scores.to(self.device).float())
         self.subset = ranked[self.offset : self.offset + k].sort().values
