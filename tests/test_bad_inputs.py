@@ -647,3 +647,18 @@ def test_a_sweep_whose_job_records_cannot_be_read_fails_naming_the_job(tmp_path,
     out = capsys.readouterr().out
     assert SweepReport.failed_jobs == 1, out
     assert "unreadable: 1_infobatch: summary.json is not valid JSON" in out, out
+
+
+@pytest.mark.parametrize("where", ["missing folder", "a folder", "under a file"])
+def test_a_workspace_spec_that_cannot_be_written_is_one_sentence(tmp_path, capsys, where):
+    from infobatch_runner.results import workspace
+
+    target = {"missing folder": tmp_path / "nowhere" / "w.json", "a folder": tmp_path,
+              "under a file": _a_file(tmp_path) / "w.json"}[where]
+    before = snapshot(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        workspace.main(["--entity", "e", "--project", "p", "--spec", str(target)])
+    captured = capsys.readouterr()
+    assert_one_sentence(exit_.value.code, captured.out + captured.err, "python -m infobatch_runner.results.workspace",
+                        "--spec")
+    unchanged(before, snapshot(tmp_path))
