@@ -10,7 +10,6 @@ draw by hand, on the runs of one group (a dataset, a model and a sweep) when --g
 """
 
 import argparse
-import os
 import json
 import sys
 from pathlib import Path
@@ -65,17 +64,6 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-def _check_spec_path(path: Path) -> None:
-    """Before anything is built: --spec names a file that can be written."""
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        _fail(f"--spec {path} is a folder; name a file in it, e.g. {path / 'workspace.json'}")
-    if not folder.is_dir():
-        _fail(f"--spec {path}: {folder} is not a folder")
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        _fail(f"--spec {path}: {path if path.exists() else folder} is not writable")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m infobatch_runner.results.workspace", description=__doc__.splitlines()[0])
     parser.add_argument("--entity", required=True)
@@ -83,8 +71,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--group", help="only the runs of this W&B group (<dataset>-<model>-<sweep id>)")
     parser.add_argument("--spec", type=Path, help="write the workspace's JSON here instead of saving it to W&B")
     args = parser.parse_args(argv)
-    if args.spec:
-        _check_spec_path(args.spec)
     try:
         workspace = build(args.entity, args.project, args.group)
     except ImportError:
