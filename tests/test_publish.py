@@ -38,3 +38,21 @@ def test_a_sweeps_records_are_copied_and_its_checkpoints_are_not(tmp_path):
 
     not_a_sweep = publish(sweep / "0_full", dest)
     assert not_a_sweep.returncode != 0 and "is not a sweep folder" in not_a_sweep.stderr
+
+
+def test_a_leaderboard_across_regimes_is_published_whole(tmp_path):
+    board, dest = tmp_path / "board", tmp_path / "published"
+    for regime in ("short", "long"):
+        (board / regime / "0_full" / ".hydra").mkdir(parents=True)
+        (board / regime / "0_full" / "summary.json").write_text("{}")
+        (board / regime / "0_full" / "checkpoints").mkdir()
+        (board / regime / "0_full" / "checkpoints" / "last.pt").write_bytes(b"weights")
+        (board / regime / "multirun.yaml").write_text("x")
+    for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.png"):
+        (board / name).write_text(name)
+
+    result = publish(board, dest)
+    assert result.returncode == 0, result.stderr
+    copied = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    assert copied == ["leaderboard.csv", "leaderboard.md", "leaderboard.png", "long/0_full/summary.json",
+                      "long/multirun.yaml", "short/0_full/summary.json", "short/multirun.yaml"]
