@@ -130,15 +130,74 @@ def tiny_trainer_parts():
 @pytest.mark.parametrize("kwargs,match", [
     (dict(max_steps=10), r"plans whole epochs: set num_train_epochs, not max_steps"),
     (dict(num_train_epochs=2.5), r"needs a whole num_train_epochs >= 1 \(got 2.5\)"),
+    (dict(dataloader_drop_last=True), r"dataloader_drop_last=True would drop the last batch"),
+    # a stream first: with max_steps the advice would otherwise go in a circle
+    (dict(max_steps=10, stream=True), r"needs a map-style train_dataset"),
 ])
 def test_what_a_pruned_run_cannot_honour_is_refused(tiny_trainer_parts, tmp_path, kwargs, match):
+    from torch.utils.data import IterableDataset
+    from transformers import TrainingArguments
+
+    from infobatch_runner.integrations.hf import InfoBatchTrainer
+
+    class Stream(IterableDataset):
+        def __iter__(self):
+            yield from data
+
+    model, data = tiny_trainer_parts
+    train = Stream() if kwargs.pop("stream", False) else data
+    with pytest.raises(ValueError, match=match):
+        InfoBatchTrainer(model=model, args=TrainingArguments(tmp_path, report_to="none", **kwargs), train_dataset=train)
+
+
+@pytest.mark.parametrize("case,match", [
+    ("resume=True, nothing saved", r"No valid checkpoint found in output directory"),
+    ("resume from a folder that does not exist", r"Can't find a valid checkpoint at"),
+    ("no labels", r"the training batches hold no 'labels'"),
+    ("a model without logits", r"BertModel returns no logits .*pass per_sample_loss="),
+    ("a static strategy", r"strategy 'el2n' ranks the data by scores from proxy trainings"),
+])
+def test_what_the_trainer_cannot_train_is_one_sentence(tiny_trainer_parts, tmp_path, case, match):
+    from transformers import BertConfig, BertModel, TrainingArguments
+
+    from infobatch_runner.integrations.hf import InfoBatchTrainer
+
+    model, data = tiny_trainer_parts
+    strategy, resume = "random_dynamic", None
+    if case == "no labels":
+        data = [{"input_ids": d["input_ids"]} for d in data]
+    if case == "a model without logits":
+        model = BertModel(BertConfig(vocab_size=16, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=32, max_position_embeddings=8))
+    if case == "a static strategy":
+        strategy = "el2n"
+    if case.startswith("resume"):
+        resume = True if case.startswith("resume=True") else str(tmp_path / "checkpoint-9")
+    args = TrainingArguments(tmp_path / "out", num_train_epochs=2, report_to="none", per_device_train_batch_size=8,
+                             save_strategy="no", remove_unused_columns=False)
+    trainer = InfoBatchTrainer(model=model, args=args, train_dataset=data, strategy=strategy)
+    with pytest.raises(ValueError, match=match):
+        trainer.train(resume_from_checkpoint=resume)
+    assert not list((tmp_path / "out").glob("checkpoint-*")), "refused before a step was saved"
+
+
+def test_the_fewer_epochs_baseline_trains_its_epochs_and_ends_its_schedule(tiny_trainer_parts, tmp_path):
+    """short_schedule at 0.5 over 4 epochs: 2 epochs of full data, the whole linear schedule in them
+    (it used to stop after 2 with transformers' "not a single sample" and the rate at half)."""
     from transformers import TrainingArguments
 
     from infobatch_runner.integrations.hf import InfoBatchTrainer
 
     model, data = tiny_trainer_parts
-    with pytest.raises(ValueError, match=match):
-        InfoBatchTrainer(model=model, args=TrainingArguments(tmp_path, report_to="none", **kwargs), train_dataset=data)
+    args = TrainingArguments(tmp_path, num_train_epochs=4, report_to="none", per_device_train_batch_size=8,
+                             save_strategy="no", learning_rate=5e-3, lr_scheduler_type="linear")
+    trainer = InfoBatchTrainer(model=model, args=args, train_dataset=data, strategy="short_schedule",
+                               strategy_params={"ratio": 0.5})
+    trainer.train()
+    steps_per_epoch = len(batch_starts(len(data), 8))
+    assert trainer.pruner.schedule_epochs == 2 and trainer.pruner.epochs == 4
+    assert trainer.state.global_step == 2 * steps_per_epoch
+    assert trainer.lr_scheduler.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12), "the schedule ended"
 
 
 def test_a_checkpoint_without_the_pruner_is_refused_and_evaluation_is_the_trainers(tiny_trainer_parts, tmp_path):

@@ -1,9 +1,11 @@
 """The loader side of a Pruner: a batch sampler that walks this rank's share of the current plan,
 and a dataset wrapper whose samples carry their index (so the loss weight can be looked up)."""
 
+import sys
+import weakref
 from collections.abc import Mapping
 
-from torch.utils.data import Dataset, IterableDataset, Sampler
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from infobatch_runner.data.loaders import batch_slices, batch_starts
 
@@ -19,6 +21,7 @@ class PrunedBatchSampler(Sampler):
             raise ValueError(f"batch_size must be an integer >= 1 (got {batch_size!r})")
         self.pruner = pruner
         self.batch_size = batch_size
+        self._loader: weakref.ref | None = None  # the DataLoader this sampler feeds
 
     def set_epoch(self, epoch: int) -> None:
         """DistributedSampler's hook (Lightning and many loops call it): plans `epoch`."""
@@ -38,9 +41,26 @@ class PrunedBatchSampler(Sampler):
         return len(batch_starts(len(self.pruner.current()), self.batch_size)) - self.pruner._resume_at
 
     def __iter__(self):
+        # the DataLoader (iterator) that calls iter() on its batch sampler has it as `loader`
+        self._check_one_loader(sys._getframe(1).f_locals.get("loader"))
         self._start_pass()
         first, self.pruner._resume_at = self.pruner._resume_at, 0  # a restored state resumes once, mid-epoch
         return _batches(self.pruner, self.pruner.local_indices(), self.batch_size, first)  # the plan is read now
+
+
+    def _check_one_loader(self, loader) -> None:
+        """One batch sampler, one DataLoader: a second loader on it (a validation loader, say) would
+        walk the training's plan and, without set_epoch, plan the next epoch, so that the training
+        skips epochs, or runs out of them with a misleading error. Once per pass, before any change."""
+        if not isinstance(loader, DataLoader):
+            return
+        mine = self._loader() if self._loader is not None else None
+        if mine is not None and mine is not loader:
+            raise RuntimeError("this batch sampler already feeds another DataLoader, and a second one is iterating it: "
+                               "each pass walks the training's current plan (and, without set_epoch, plans the next "
+                               "epoch); give the other loader a sampler of its own (one pruner.batch_sampler(...) per "
+                               "training DataLoader)")
+        self._loader = weakref.ref(loader)
 
 
 def _batches(pruner, indices: list[int], batch_size: int, first: int = 0):

@@ -31,8 +31,12 @@ methods and its schedule never finishes):
   `infobatch_pruner_<rank>.pt`, with its losses not merged yet); train(resume_from_checkpoint=...)
   restores it and resumes where the pruner stands, mid-epoch included: the Trainer would locate a
   pruned run's epoch by its first epoch's length and skip batches of another plan.
-- refused, with a sentence: max_steps (pruning plans epochs), a fractional num_train_epochs, and a
-  checkpoint without the pruner's state.
+- the fewer-epochs baseline (strategy="short_schedule"): the Trainer trains its round((1 - s) E)
+  epochs with the whole schedule compressed into them, as infobatch-run does.
+- refused, with a sentence: max_steps (pruning plans epochs), a fractional num_train_epochs,
+  dataloader_drop_last (it would drop planned samples), a dataset without __len__/__getitem__, the
+  static strategies that need scores from proxy runs (el2n, grand, forgetting), a checkpoint without
+  the pruner's state, and resume_from_checkpoint=True with no checkpoint (as the Trainer does).
 """
 
 import inspect
@@ -110,6 +114,15 @@ class InfoBatchTrainer(Trainer):
             raise ImportError("InfoBatchTrainer needs transformers >= 5.25, < 6 (it sizes each epoch through "
                               "Trainer._run_epoch): pip install 'infobatch-runner[hf]'")
         super().__init__(*args, **kwargs)
+        data = self.train_dataset
+        if data is not None and (isinstance(data, torch.utils.data.IterableDataset) or not hasattr(data, "__len__")
+                                 or not hasattr(data, "__getitem__")):
+            raise ValueError(f"InfoBatchTrainer needs a map-style train_dataset (with __len__ and __getitem__): a "
+                             f"pruner picks its samples by index, which a {type(data).__name__} cannot give")
+        if self.args.dataloader_drop_last:
+            raise ValueError("InfoBatchTrainer trains every sample a plan keeps: dataloader_drop_last=True would drop "
+                             "the last batch of each pruned epoch and its saving would not be the pruner's; set it "
+                             "to False")
         if self.args.max_steps > 0:
             raise ValueError(f"InfoBatchTrainer plans whole epochs: set num_train_epochs, not max_steps "
                              f"(got max_steps={self.args.max_steps})")
@@ -131,6 +144,11 @@ class InfoBatchTrainer(Trainer):
             self.pruner = Pruner(self.strategy, len(self.train_dataset), int(self.args.num_train_epochs),
                                  seed=self.args.seed, device=self.args.device, num_replicas=self.accelerator.num_processes,
                                  rank=self.accelerator.process_index, **self.strategy_params)
+            if self.pruner.strategy.scoring() is not None:
+                name, self.pruner = self.pruner.strategy.name, None
+                raise ValueError(f"strategy {name!r} ranks the data by scores from proxy trainings before the run, "
+                                 "which the Trainer has no step for; use a dynamic strategy (infobatch, seta, "
+                                 "random_dynamic, rs2, epsilon_greedy, ucb) or static_random here, or infobatch-run")
             if self._resume_from is not None:
                 self.pruner.load_state_dict(torch.load(pruner_state_file(self._resume_from, self.pruner.world.rank),
                                                        weights_only=False))
@@ -161,10 +179,16 @@ class InfoBatchTrainer(Trainer):
         if self.index_key not in inputs:  # evaluation and prediction: the Trainer's own loss
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         inputs = dict(inputs)
+        if "labels" not in inputs:
+            raise ValueError(f"the training batches hold no 'labels' (they hold {', '.join(sorted(inputs))}): "
+                             "InfoBatchTrainer scores each sample by its loss against its labels; add a 'labels' column")
         index, labels = inputs.pop(self.index_key), inputs.pop("labels")
         outputs = model(**inputs)
         if self.per_sample_loss is not None:
             losses = self.per_sample_loss(outputs, labels)
+        elif isinstance(outputs, Mapping) and "logits" not in outputs:
+            raise ValueError(f"{type(self.accelerator.unwrap_model(model)).__name__} returns no logits (it returns "
+                             f"{', '.join(outputs)}): pass per_sample_loss=(outputs, labels) -> one loss per sample")
         else:
             causal = type(self.accelerator.unwrap_model(model)).__name__ in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()
             losses = sequence_loss(outputs, labels, causal)
@@ -173,9 +197,15 @@ class InfoBatchTrainer(Trainer):
 
     # -- epochs and schedule -------------------------------------------------------------------
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
-        if resume_from_checkpoint is True:
-            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)  # as the Trainer resolves it
+        if resume_from_checkpoint is True:  # as the Trainer resolves it, and refuses it
+            out = self.args.output_dir
+            last = get_last_checkpoint(out) if out and os.path.isdir(out) else None
+            if last is None:
+                raise ValueError(f"No valid checkpoint found in output directory ({out})")
+            resume_from_checkpoint = last
         if resume_from_checkpoint:
+            if not os.path.isdir(resume_from_checkpoint):
+                raise ValueError(f"Can't find a valid checkpoint at {resume_from_checkpoint}")
             state = pruner_state_file(resume_from_checkpoint, self.accelerator.process_index)
             if not os.path.isfile(state):
                 raise ValueError(f"{resume_from_checkpoint} holds no {os.path.basename(state)}: it was not saved by "
@@ -205,8 +235,14 @@ class InfoBatchTrainer(Trainer):
         values = list(super().set_initial_training_values(args, dataloader))
         full = len(batch_starts(math.ceil(len(self.train_dataset) / self.pruner.world.size), self._train_batch_size))
         per_epoch = max(math.ceil(full / args.gradient_accumulation_steps), 1)
-        values[1], values[5], values[6] = per_epoch, full, per_epoch * int(args.num_train_epochs)
+        epochs = self._schedule_epochs()
+        values[0], values[1], values[5], values[6] = epochs, per_epoch, full, per_epoch * epochs
         return tuple(values)
+
+    def _schedule_epochs(self) -> int:
+        """The epochs the run trains and its schedule spans: num_train_epochs, or fewer for the
+        fewer-epochs baseline (short_schedule), whose saving still counts against all of them."""
+        return self.pruner.schedule_epochs
 
     def get_resumed_dataloader(self, dataloader, num_batches: int):
         """The pruner's sampler starts after the batches its state trained: nothing to skip here."""
@@ -232,7 +268,7 @@ class InfoBatchTrainer(Trainer):
         for callback in self.callback_handler.callbacks:
             bar = getattr(callback, "training_bar", None)
             if bar is not None:
-                bar.total = self.state.global_step + steps * (self.pruner.epochs - epoch)
+                bar.total = self.state.global_step + steps * (self._schedule_epochs() - epoch)
                 bar.refresh()
 
     def epochs_done(self, scheduler_step: int) -> float:
@@ -252,7 +288,7 @@ class InfoBatchTrainer(Trainer):
         if not isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
             raise ValueError(f"InfoBatchTrainer runs the schedule on epoch progress and can map only step schedules; "
                              f"lr_scheduler_type={self.args.lr_scheduler_type} is not one")
-        epochs = self.pruner.epochs
+        epochs = self._schedule_epochs()
 
         def at_progress(factor):
             return lambda step: factor(self.epochs_done(step) / epochs * num_training_steps)

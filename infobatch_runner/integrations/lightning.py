@@ -27,6 +27,9 @@ What it does, and why:
   the pruner shards its plan itself.
 - state_dict/load_state_dict: the pruner's state (strategy, generator, epoch, plan) travels in
   Lightning's checkpoints.
+- the fewer-epochs baseline (short_schedule): training stops after `pruner.schedule_epochs` epochs;
+  configure_optimizers, which runs after the callback's setup, sizes the schedule on
+  `self.pruner.schedule_epochs` (equal to max_epochs for every other strategy).
 """
 
 try:
@@ -94,6 +97,8 @@ class InfoBatchCallback(pl.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self.pruner.end_epoch()
+        if trainer.current_epoch + 1 >= self.pruner.schedule_epochs:  # short_schedule: its epochs are over
+            trainer.should_stop = True
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
         if stage == "fit" and self.pruner is not None:

@@ -84,6 +84,13 @@ class Pruner:
         self._device_checked = False
 
     # -- the plan ------------------------------------------------------------------------------
+    @property
+    def schedule_epochs(self) -> int:
+        """The epochs to train and to size the learning-rate schedule on: `epochs`, or fewer for the
+        fewer-epochs baseline (short_schedule), whose later epochs plan nothing (a loop that goes on
+        would find them empty, and a schedule over all `epochs` would stop halfway)."""
+        return self.strategy.schedule_epochs or self.epochs
+
     def set_epoch(self, epoch: int) -> None:
         """Plan `epoch` now (a no-op when it is already planned): merges the previous epoch's
         observations first (under torchrun, a collective: every rank calls it)."""
