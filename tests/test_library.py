@@ -186,6 +186,20 @@ def test_a_lightning_callback_reused_for_a_second_fit_plans_that_fits_epochs(mon
     assert all(torch.equal(a, b) for (_, a), (_, b) in zip(second, fresh)), "a new fit is a new run"
 
 
+def test_the_lightning_fewer_epochs_baseline_stops_after_its_epochs(tmp_path):
+    """short_schedule at 0.5 over 4 epochs trains 2, and the module can size its schedule on them."""
+    L = pytest.importorskip("lightning.pytorch")
+    from infobatch_runner.integrations.lightning import InfoBatchCallback
+
+    data = fashion_subset(300)
+    callback = InfoBatchCallback("short_schedule", 300, seed=0, ratio=0.5)
+    trainer = L.Trainer(max_epochs=4, accelerator="cpu", logger=False, enable_progress_bar=False,
+                        enable_checkpointing=False, enable_model_summary=False, default_root_dir=tmp_path,
+                        callbacks=[callback])
+    trainer.fit(pruned_classifier(L, data, batch_size=64)())
+    assert callback.pruner.schedule_epochs == 2 and trainer.current_epoch == 2, "epochs 3 and 4 would be empty"
+
+
 def test_two_replicas_take_equal_shards_that_cover_the_plan():
     pruners = [Pruner("random_dynamic", N, EPOCHS, seed=0, ratio=0.3, num_replicas=2, rank=r) for r in (0, 1)]
     samplers = [PrunedBatchSampler(p, BATCH) for p in pruners]
@@ -593,3 +607,43 @@ def test_the_library_imports_torch_and_nothing_heavy_besides():
             "print([m for m in ('torchvision', 'omegaconf', 'hydra', 'matplotlib', 'wandb', 'timm') if m in sys.modules])")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result
+
+
+def test_one_batch_sampler_in_two_dataloaders_is_one_clear_error():
+    """A validation loader given the training's batch sampler used to plan the next epoch by walking
+    it: the training then skipped epochs, or ran out of them with the wrong cause."""
+    data = IndexedDataset(torch.utils.data.TensorDataset(torch.arange(N)))
+    pruner = Pruner("random_dynamic", N, EPOCHS, seed=0, ratio=0.5)
+    sampler = pruner.batch_sampler(8)
+    train = torch.utils.data.DataLoader(data, batch_sampler=sampler)
+    for _, idx in train:
+        pruner.loss(torch.ones(len(idx)), idx)
+    before = io.BytesIO()
+    torch.save(pruner.state_dict(), before)
+    val = torch.utils.data.DataLoader(data, batch_sampler=sampler)
+    with pytest.raises(RuntimeError, match="already feeds another DataLoader"):
+        next(iter(val))
+    after = io.BytesIO()
+    torch.save(pruner.state_dict(), after)
+    assert before.getvalue() == after.getvalue(), "the second loader planned nothing"
+    del train
+    assert len(list(val)) > 0, "a loader that replaces one no longer alive is the sampler's loader"
+
+
+def test_a_setting_that_prunes_no_epoch_says_so():
+    with pytest.warns(UserWarning, match=r"delta 0.1 over 3 epochs leaves no epoch to prune .* rs2 trains all data"):
+        Pruner("rs2", N, 3, delta=0.1)
+    with pytest.warns(UserWarning, match=r"infobatch trains all data every epoch"):
+        Pruner("infobatch", N, 3, delta=0.5)  # annealing from epoch 1: epoch 0 has seen nothing to prune
+
+
+@pytest.mark.parametrize("name,kwargs,advised,not_advised", [
+    ("infobatch", dict(target_saving=0.9, delta=1.0), "train more epochs", "raise delta"),
+    ("infobatch", dict(target_saving=0.1, delta=0.3), "raise delta", "raise max_ratio"),  # no pruned epoch
+    ("infobatch", dict(target_saving=0.9), "raise max_ratio", "train more epochs"),
+    ("random_dynamic", dict(target_saving=0.9999, delta=1.0), "lower the target", "raise delta"),
+])
+def test_an_unreachable_target_is_given_advice_that_can_help(name, kwargs, advised, not_advised):
+    with pytest.raises(ValueError, match="cannot be reached") as caught:
+        Pruner(name, N, EPOCHS, **kwargs)
+    assert advised in str(caught.value) and not_advised not in str(caught.value), str(caught.value)

@@ -1,6 +1,7 @@
 """Pruning strategies behind one contract (base.py), registered by their `prune.name`."""
 
 import inspect
+import warnings
 
 import torch
 
@@ -56,6 +57,11 @@ def check_budget(strategy: Strategy) -> None:
     """Before training, with the real N: a target_saving out of reach is refused with what can be
     reached, and a kept budget of 0 (it trains nothing and would report a 100% saving) too."""
     strategy.check_reachable()
+    if strategy.pruned_epochs() == 0 and getattr(strategy, "ratio", 0) > 0:
+        warnings.warn(f"delta {strategy.delta:g} over {strategy.epochs} epochs leaves no epoch to prune (annealing, "
+                      f"all data, from epoch floor({strategy.delta:g} x {strategy.epochs}) = {strategy.anneal_from}): "
+                      f"{strategy.name} trains all data every epoch; raise delta or train more epochs", UserWarning,
+                      stacklevel=2)
     k = strategy.kept_budget()
     if k is not None and k < 1:
         n = strategy.num_samples

@@ -38,6 +38,9 @@ class _LossRanked(Strategy):
     def _observe_extra(self, indices, losses, old_mu, seen) -> None:
         pass
 
+    def pruned_epochs(self) -> int:
+        return self.anneal_from  # epochs 0 .. anneal_from - 1
+
     def kept_budget(self) -> int:
         return kept_count(self.ratio, self.num_samples)
 

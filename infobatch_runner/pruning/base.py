@@ -73,10 +73,10 @@ class Target:
         if self.skip > self.num_samples - 1:
             n, pruned = self.num_samples, self.pruned_epochs
             reachable = pruned * (n - 1) / (self.epochs * n)
+            more = " or raise prune.delta" if pruned < self.epochs else ""  # with every epoch pruned, delta is 1
             raise UserError(f"prune.target_saving={self.target:g} cannot be reached: {pruned} of the {self.epochs} "
                             f"epochs are pruned (the others train all data, see prune.delta), each keeping at least 1 "
-                            f"of the {n} samples, so at most {reachable:.4f} can be saved; lower the target or raise "
-                            "prune.delta.")
+                            f"of the {n} samples, so at most {reachable:.4f} can be saved; lower the target{more}.")
 
 
 def check_interval(value) -> int:
@@ -118,6 +118,11 @@ class Strategy:
 
     def scoring(self):
         """The scoring phase a static strategy needs before its first plan (a ScoringSpec), or None."""
+        return None
+
+    def pruned_epochs(self) -> int | None:
+        """How many epochs may leave samples out (before annealing), or None where that is not told
+        by delta alone."""
         return None
 
     def kept_budget(self) -> int | None:

@@ -33,11 +33,17 @@ class SkipBudget:
     def check(self, delta: float) -> None:
         reachable = self.reachable()
         if self.target > reachable + 1e-9:
+            pruned = max(self.anneal_from - 1, 0)
+            # advice that can help: max_ratio only where some epoch is pruned, delta only below 1
+            advice = ["lower the target"]
+            if pruned:
+                advice.append("raise prune.max_ratio (loss weights grow as 1 / (1 - max_ratio))")
+            advice.append("raise prune.delta" if delta < 1 else "train more epochs")
             raise UserError(
                 f"prune.target_saving={self.target:g} cannot be reached: over {self.epochs} epochs with "
-                f"prune.delta={delta:g} ({max(self.anneal_from - 1, 0)} pruned epochs) and prune.max_ratio="
-                f"{self.max_ratio:g}, at most {reachable:.4f} of the samples can be skipped; lower the target or raise "
-                "prune.max_ratio (loss weights grow as 1 / (1 - max_ratio)) or prune.delta.")
+                f"prune.delta={delta:g} ({pruned} pruned epochs) and prune.max_ratio="
+                f"{self.max_ratio:g}, at most {reachable:.4f} of the samples can be skipped; "
+                + ", ".join(advice[:-1]) + f" or {advice[-1]}.")
 
     def to_skip(self, epoch: int, skipped: int) -> int:
         """Samples to skip this epoch: what is still to skip, spread over the pruned epochs left."""

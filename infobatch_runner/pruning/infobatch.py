@@ -44,6 +44,9 @@ class InfoBatch(Strategy):
         if self.target is not None:
             self.budget = SkipBudget(self.target, self.max_ratio, epochs, num_samples, self.anneal_from)
 
+    def pruned_epochs(self) -> int:
+        return max(self.anneal_from - 1, 0)  # epoch 0 has seen nothing
+
     def check_reachable(self) -> None:
         if self.budget is not None:
             self.budget.check(self.delta)

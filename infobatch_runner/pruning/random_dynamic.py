@@ -37,6 +37,9 @@ class RandomDynamic(Strategy):
         self.order = self.randperm(num_samples) if not self.replacement else None  # this pass's permutation
         self.cursor = 0  # how much of `order` earlier selections took
 
+    def pruned_epochs(self) -> int:
+        return self.anneal_from  # epochs 0 .. anneal_from - 1
+
     def kept_budget(self) -> int:
         return kept_count(self.ratio, self.num_samples)
 
