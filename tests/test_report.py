@@ -644,3 +644,36 @@ def test_the_scatter_shows_accuracy_against_both_savings(tmp_path, monkeypatch):
     assert wall_points == [pytest.approx((100 * info.saving_wall.mean, acc))]
     assert sample_points == [pytest.approx((100 * info.saving_samples.mean, acc))]
     assert info.saving_samples.mean != info.saving_wall.mean, "two different x positions"
+
+
+def test_a_report_that_fails_halfway_leaves_the_earlier_one_whole(tmp_path, monkeypatch):
+    """The files are a set: written aside, then moved in. A failure (here a full disk while plotting)
+    used to leave a new report.md beside the old report.csv."""
+    from infobatch_runner.results import report as report_module
+    from infobatch_runner.results.report import ReportWriteError
+
+    s = sweep(tmp_path / "s")
+    out = tmp_path / "out"
+    write_report([s], out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    write_run(s, "3_infobatch", "infobatch", 3, cost=6.0, acc=0.80)  # a new run: the next report differs
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(report_module, "write_plots", full_disk)
+    with pytest.raises(ReportWriteError, match="No space left on device.*the report there is as it was"):
+        write_report([s], out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before, "nothing replaced, nothing left behind"
+
+
+def test_a_new_report_removes_the_files_of_the_old_one_it_does_not_write(tmp_path):
+    s = sweep(tmp_path / "s")
+    for stale in ("setting2_kept_fraction.png", "trials.csv"):  # an earlier report's: two settings, a search
+        (s / stale).write_text("old")
+    (s / "notes.txt").write_text("mine")
+    report = write_report([s], s)
+    names = {p.name for p in s.iterdir() if p.is_file()}
+    assert "setting2_kept_fraction.png" not in names and "trials.csv" not in names
+    assert "notes.txt" in names, "only a report's own files are removed"
+    assert {p.name for p in report.files} <= names and not list(s.glob(".report-*"))

@@ -7,6 +7,10 @@ A search's trials are one table instead (trials.py, trials.csv).
 import csv
 import logging
 import math
+import os
+import re
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,26 +63,57 @@ def write_report(dirs: list[Path], out_dir: Path, tolerance: float = DEFAULT_TOL
     against_curves(groups, compared)
     rows = rows_of(groups, tolerance)
     out_dir = Path(out_dir)
-    tables = []
-    try:
+    try:  # the files are written aside first, then moved in together: a failure leaves the old report whole
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "report.md").write_text(markdown(groups, tolerance, skipped, failed, trials.markdown(trial_rows)),
-                                           encoding="utf-8")
-        if rows or not trial_rows:
-            tables.append(_write_csv(out_dir / "report.csv", CSV_COLUMNS, rows))
-        if trial_rows:
-            tables.append(_write_csv(out_dir / "trials.csv", trials.columns(trial_rows), trial_rows))
-        plots = write_plots(groups, out_dir)
-        settings = plotted_settings(groups)
-        for i, key in enumerate(settings):  # strategies at equal savings, where runs asked for targets
-            mine = [g for g in groups if g.setting_key == key]
-            drawn = leaderboard.plot(mine, failed, tolerance, out_dir / f"{prefix(settings, i)}equal_savings.png")
-            plots += [drawn] if drawn else []
+        staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out_dir))
     except OSError as exc:
         raise ReportWriteError(f"cannot write the report to {out_dir} ({exc.strerror or exc})") from exc
+    try:
+        try:
+            (staging / "report.md").write_text(markdown(groups, tolerance, skipped, failed,
+                                                        trials.markdown(trial_rows)), encoding="utf-8")
+            tables = []
+            if rows or not trial_rows:
+                tables.append(_write_csv(staging / "report.csv", CSV_COLUMNS, rows))
+            if trial_rows:
+                tables.append(_write_csv(staging / "trials.csv", trials.columns(trial_rows), trial_rows))
+            plots = write_plots(groups, staging)
+            settings = plotted_settings(groups)
+            for i, key in enumerate(settings):  # strategies at equal savings, where runs asked for targets
+                mine = [g for g in groups if g.setting_key == key]
+                drawn = leaderboard.plot(mine, failed, tolerance, staging / f"{prefix(settings, i)}equal_savings.png")
+                plots += [drawn] if drawn else []
+            written = [staging / "report.md", *tables, *plots]
+        except OSError as exc:
+            raise ReportWriteError(f"cannot write the report to {out_dir} ({exc.strerror or exc}); the report there "
+                                   "is as it was") from exc
+        try:
+            _move_in(written, out_dir)
+        except OSError as exc:
+            raise ReportWriteError(f"cannot write the report to {exc.filename or out_dir} ({exc.strerror or exc})") \
+                from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # whatever failed, nothing half-written stays behind
     updated = fill_paired_figures(runs)
-    files = [out_dir / "report.md", *tables, *plots]
+    files = [out_dir / p.name for p in written]
     return Report(groups, rows, files, skipped, updated, failed, trial_rows)
+
+
+# The files a report writes (report.md, its tables, its plots, per setting or not): a new report
+# removes those of an earlier one that it does not write again, and nothing else in the folder.
+REPORT_FILE = re.compile(r"(report\.md|report\.csv|trials\.csv|(setting\d+_)?(accuracy_vs_saving|accuracy_curves|"
+                         r"kept_fraction|accuracy_vs_cost|equal_savings)\.png)")
+
+
+def _move_in(written: list[Path], out_dir: Path) -> None:
+    """The new report's files into out_dir (each replaced whole), then the earlier report's files it
+    does not write again removed (a per-setting report leaves no stale single-setting plot)."""
+    names = {p.name for p in written}
+    for path in written:
+        os.replace(path, out_dir / path.name)
+    for old in out_dir.iterdir():
+        if REPORT_FILE.fullmatch(old.name) and old.name not in names and old.is_file():
+            old.unlink()
 
 
 def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> Path:
