@@ -677,3 +677,16 @@ def test_a_new_report_removes_the_files_of_the_old_one_it_does_not_write(tmp_pat
     assert "setting2_kept_fraction.png" not in names and "trials.csv" not in names
     assert "notes.txt" in names, "only a report's own files are removed"
     assert {p.name for p in report.files} <= names and not list(s.glob(".report-*"))
+
+
+def test_the_console_table_of_two_settings_says_whose_each_row_is(tmp_path):
+    s = sweep(tmp_path / "s")
+    other = dict(SETTING, optimizer={"name": "sgd", "lr": 0.05})
+    for seed in (0, 1, 2):
+        write_run(s, f"o{seed}_full", "full", seed, cost=10.0, acc=0.91, setting=other)
+    report = write_report([s], tmp_path / "out")
+    lines = compact_table(report.rows).splitlines()
+    fulls = [line for line in lines if " full " in f" {line} " and "baseline" in line]
+    assert len(fulls) == 2 and fulls[0].startswith("[1] full") and fulls[1].startswith("[2] full"), lines
+    legend = [line for line in lines if line.startswith(("[1] ", "[2] ")) and "baseline" not in line and "runs" not in line]
+    assert {line[:4] for line in legend} >= {"[1] ", "[2] "} and all(len(line) > 10 for line in legend)

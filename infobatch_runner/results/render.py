@@ -269,6 +269,9 @@ def markdown(groups: list[Group], tolerance: float, skipped: list[tuple[Path, st
 def compact_table(rows: list[dict]) -> str:
     """The few columns that fit a terminal, one line per strategy; the strategy column as wide as its
     longest label (up to 60 characters), so that rows differing at their end stay apart."""
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    if len(settings) > 1:  # two settings' rows side by side ("full" twice): each row says whose it is
+        rows = [{**r, "label": f"[{settings.index(r['setting']) + 1}] {r['label']}"} for r in rows]
     width = min(max([28] + [len(r["label"]) for r in rows]), 60)
     head = (f"{'strategy':<{width}} {'runs':>4} {'seeds':>5} {'final acc':>15} {'Δacc pp':>14} {'wall saving':>13} "
             f"{'samples':>8} {'speedup':>8}  verdict")
@@ -287,6 +290,8 @@ def compact_table(rows: list[dict]) -> str:
                      f"{wall:>13} "
                      f"{100 * r['saving_samples_mean']:>7.1f}% {speedup:>8}  {r['verdict']}"
                      + (FEWER_EPOCHS_MARK if r["fewer_epochs"].startswith("not compared") else ""))
+    if len(settings) > 1:
+        lines += [f"[{i}] {setting}" for i, setting in enumerate(settings, 1)]
     if any(r["wall_unreliable"] for r in rows):
         lines.append(f"{UNRELIABLE} wall saving unreliable (the machine's speed drifted or jobs overlapped): see report.md")
     if any(r.get("speedup_wall_relation") for r in rows):
