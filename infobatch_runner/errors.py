@@ -9,3 +9,8 @@ def first_line(exc: BaseException) -> str:
 
 class UserError(Exception):
     """Bad input (config, data, environment): the message is one sentence saying what and how to fix."""
+
+
+# The words of every refusal of a target saving its strategy cannot reach: in a sweep that job alone
+# fails (config/preflight.py), and the leaderboard shows "unattainable" (results/leaderboard.py).
+UNREACHABLE = "cannot be reached"

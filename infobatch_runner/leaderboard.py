@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 from infobatch_runner import cli
+from infobatch_runner.errors import UNREACHABLE
 from infobatch_runner.results import regimes
-from infobatch_runner.results.leaderboard import UNREACHABLE
 
 STRATEGIES = ("full", "short_schedule", "infobatch", "seta", "random_dynamic", "rs2", "epsilon_greedy", "ucb")
 SAVINGS = (0.3, 0.5, 0.7)

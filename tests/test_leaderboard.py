@@ -96,3 +96,19 @@ def test_the_table_across_regimes_carries_each_regimes_figures(board, capsys):
                     checked += 1
     assert checked >= 20
     assert (board / "leaderboard.png").stat().st_size > 0
+
+
+def test_a_regime_too_short_for_a_saving_gives_unattainable_cells_not_a_refused_sweep(tmp_path):
+    """One epoch: no number of whole epochs saves 30, 50 or 70% of it, and InfoBatch prunes no epoch.
+    Those jobs fail alone, and the table says "unattainable"; the sweep used to be refused whole."""
+    argv = sys.argv
+    sys.argv = ["leaderboard", *TINY, "trainer.epochs=1", "trainer.warmup_steps=0", "trainer.checkpoint_every=0",
+                f"hydra.sweep.dir={tmp_path}", "--seeds", "0", "--long", "trainer.epochs=2"]
+    try:
+        leaderboard.main()
+    finally:
+        sys.argv = argv
+    table = [line for line in (tmp_path / "leaderboard.md").read_text().splitlines() if line.startswith("| ")]
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:] for line in table[1:]}
+    assert rows["short_schedule"][:3] == ["unattainable"] * 3, rows["short_schedule"]
+    assert rows["infobatch"][:3] == ["unattainable"] * 3

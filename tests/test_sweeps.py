@@ -58,6 +58,19 @@ def test_the_plan_names_each_jobs_first_twin(tmp_path):
     assert repeats.planned_twin(tmp_path / "9_other", tmp_path) is False
 
 
+def test_short_schedule_savings_that_round_to_the_same_epochs_are_one_run(tmp_path):
+    """0.3, 0.5 and 0.7 of 2 epochs all train 1 epoch: one run, not three reported as three savings."""
+    def short(name, saving, epochs):
+        cfg = OmegaConf.create({"seed": 0, "resume": None, "trainer": {"epochs": epochs},
+                                "prune": {"name": "short_schedule", "ratio": 0.4, "target_saving": saving}})
+        return SimpleNamespace(cfg=cfg, folder=tmp_path / name)
+
+    jobs = [short("0_s", 0.3, 2), short("1_s", 0.5, 2), short("2_s", 0.7, 2), short("3_s", 0.3, 8), short("4_s", 0.5, 8)]
+    repeats.write_plan(tmp_path, jobs)
+    assert json.loads((tmp_path / folders.SWEEP_PLAN).read_text())["twin_of"] == {
+        "0_s": None, "1_s": "0_s", "2_s": "0_s", "3_s": None, "4_s": None}
+
+
 def hold_elsewhere(folder: Path) -> int:
     """Lock a folder through a file description of its own, as another process would."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from infobatch_runner.engine import checkpoint
-from infobatch_runner.errors import UserError, first_line
+from infobatch_runner.errors import UNREACHABLE, UserError, first_line
 from infobatch_runner.results import folders
 from infobatch_runner.results.records import read_summary
 
@@ -267,11 +267,16 @@ def _check_storage(url: str) -> None:
 
 
 def _validate(validate, cfg: DictConfig, job_overrides: list[str] | None) -> None:
+    """A bad job refuses its sweep, but for a target saving its strategy cannot reach: that job
+    alone fails when it starts, with the same sentence, and the others run (the leaderboard's
+    "unattainable" cells)."""
     try:
         validate(cfg)
     except UserError as exc:
         if job_overrides is None:
             raise
+        if UNREACHABLE in str(exc):
+            return
         message = str(exc).rstrip(".")
         raise UserError(f"{message} (in the sweep job {' '.join(job_overrides)}); no job was started.") from None
 

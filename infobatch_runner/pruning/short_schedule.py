@@ -28,13 +28,16 @@ class ShortSchedule(Strategy):
             check_range("target_saving", target_saving, 0.0, 1.0, low_open=True, high_open=True)
         super().__init__(num_samples, epochs, seed, device)
         self.schedule_epochs = round((1.0 - saving) * epochs)
+        # A target the whole epochs cannot give is out of reach, like another strategy's (a sweep's job
+        # then fails alone, "unattainable" in the leaderboard); a ratio is a plain bad value.
+        asked = f"prune.target_saving={saving:g} cannot be reached: it" if target_saving is not None else \
+            f"prune=short_schedule saving {saving:g} of {epochs} epochs"
         if self.schedule_epochs < 1:
-            raise UserError(f"prune=short_schedule saving {saving:g} of {epochs} epochs trains round({1 - saving:g} x "
-                            f"{epochs}) = 0 epochs; lower the saving or train more epochs.")
+            raise UserError(f"{asked} trains round({1 - saving:g} x {epochs}) = 0 epochs; lower the saving or train "
+                            "more epochs.")
         if saving > 0 and self.schedule_epochs >= epochs:  # a saving asked for that whole epochs cannot give
-            raise UserError(f"prune=short_schedule saving {saving:g} of {epochs} epochs trains round({1 - saving:g} x "
-                            f"{epochs}) = {epochs} epochs, all of them: no saving; raise the saving above "
-                            f"{0.5 / epochs:g} or train more epochs.")
+            raise UserError(f"{asked} trains round({1 - saving:g} x {epochs}) = {epochs} epochs, all of them: no "
+                            f"saving; raise the saving above {0.5 / epochs:g} or train more epochs.")
 
     def plan(self, epoch: int) -> Plan:
         if epoch < self.schedule_epochs:

@@ -19,12 +19,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 from omegaconf.errors import OmegaConfBaseException  # noqa: E402
 
+from infobatch_runner.errors import UNREACHABLE  # noqa: E402  (the refusal of a target out of reach)
 from infobatch_runner.pruning import ignored_params  # noqa: E402
 from infobatch_runner.results.pairing import IGNORED_PRUNE_KEYS, Group  # noqa: E402
 from infobatch_runner.results.runs import FailedRun  # noqa: E402
 from infobatch_runner.results.stats import verdict  # noqa: E402
 
-UNREACHABLE = "cannot be reached"  # the refusal of a target out of reach (pruning.check_budget)
 ORDER = ("short_schedule",)  # the fewer-epochs baseline first, then the strategies by name
 
 

@@ -3,7 +3,8 @@
 `-m prune=full,infobatch prune.ratio=0.3,0.5,0.7 seed=0,1,2` composes the full-data baseline once
 per ratio, although prune=full ignores the ratio: nine full runs where three give the same result.
 A job is the same run as another when their resolved configs are equal once the keys the strategy
-ignores (and `resume`) are left out.
+ignores (and `resume`) are left out; short_schedule's saving counts as the whole epochs it trains
+(0.3, 0.5 and 0.7 of 2 epochs are one run of 1 epoch).
 
 The sweep is planned up front: before Hydra starts a job, the CLI writes sweep_plan.json into the
 sweep folder, naming for each job the first job of the sweep that makes the same run (its twin).
@@ -41,6 +42,11 @@ def what_runs(cfg: DictConfig) -> dict:
     plain.pop("hydra", None)
     for key in ignored_params(cfg.prune):
         plain["prune"].pop(key, None)
+    prune = plain["prune"]
+    if prune.get("name") == "short_schedule":  # whole epochs: savings that round alike make one run
+        target, ratio = prune.pop("target_saving", None), prune.pop("ratio", None)
+        saving = ratio if target is None else target
+        prune["epochs_trained"] = round((1.0 - saving) * plain["trainer"]["epochs"])
     return plain
 
 
