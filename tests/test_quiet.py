@@ -16,7 +16,7 @@ def test_a_wandb_sweep_prints_one_wandb_line_per_job_and_no_warnings(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "MPL", "PYTHONWARNINGS"))}
     sweep = tmp_path / "sweep"
     args = ["-m", "prune=full,infobatch", "dataset=synthetic", "dataset.num_train=256", "dataset.num_test=128",
-            "dataset.image_size=16", "trainer.epochs=2", "trainer.batch_size=64", "trainer.progress=false",
+            "dataset.image_size=16", "trainer.epochs=3", "trainer.batch_size=64", "trainer.progress=false",
             "logger=wandb", "logger.mode=offline", f"hydra.sweep.dir={sweep}"]
     result = subprocess.run([SCRIPT, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
                             stdin=subprocess.DEVNULL)

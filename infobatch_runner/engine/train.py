@@ -10,6 +10,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -124,7 +125,11 @@ def train(cfg: DictConfig, run_dir: Path, sweep_dir: Path | None = None) -> dict
     t, device = cfg.trainer, ctx.device
     n_train = len(ctx.data.train)
     strategy = build_strategy(cfg.prune, n_train, t.epochs, cfg.seed, device)
-    check_budget(strategy)
+    with warnings.catch_warnings(record=True) as said:  # a setting that prunes nothing: one log line, not
+        warnings.simplefilter("always")               # Python's warning with a file and line number
+        check_budget(strategy)
+    for warning in said:
+        log.warning("%s", warning.message)
     start_epoch = state["epoch"] if state else 0
     launch = launch_of(sweep_dir)
     trackers = build_trackers(cfg, run_dir, plain(cfg), resume_from_epoch=start_epoch, launch=launch,

@@ -269,9 +269,9 @@ def markdown(groups: list[Group], tolerance: float, skipped: list[tuple[Path, st
 def compact_table(rows: list[dict]) -> str:
     """The few columns that fit a terminal, one line per strategy; the strategy column as wide as its
     longest label (up to 60 characters), so that rows differing at their end stay apart."""
-    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    settings = list(dict.fromkeys(r.get("setting") for r in rows))
     if len(settings) > 1:  # two settings' rows side by side ("full" twice): each row says whose it is
-        rows = [{**r, "label": f"[{settings.index(r['setting']) + 1}] {r['label']}"} for r in rows]
+        rows = [{**r, "label": f"[{settings.index(r.get('setting')) + 1}] {r['label']}"} for r in rows]
     width = min(max([28] + [len(r["label"]) for r in rows]), 60)
     head = (f"{'strategy':<{width}} {'runs':>4} {'seeds':>5} {'final acc':>15} {'Δacc pp':>14} {'wall saving':>13} "
             f"{'samples':>8} {'speedup':>8}  verdict")
