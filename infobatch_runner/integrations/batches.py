@@ -47,7 +47,6 @@ class PrunedBatchSampler(Sampler):
         first, self.pruner._resume_at = self.pruner._resume_at, 0  # a restored state resumes once, mid-epoch
         return _batches(self.pruner, self.pruner.local_indices(), self.batch_size, first)  # the plan is read now
 
-
     def _check_one_loader(self, loader) -> None:
         """One batch sampler, one DataLoader: a second loader on it (a validation loader, say) would
         walk the training's plan and, without set_epoch, plan the next epoch, so that the training
