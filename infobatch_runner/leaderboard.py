@@ -12,7 +12,8 @@ time-to-accuracy sections; leaderboard.md/.csv/.png beside them put the regimes 
 (results/regimes.py). A strategy that cannot reach a saving refuses that job before training; the
 table says "unattainable", and the command still succeeds.
 
-    python -m infobatch_runner.leaderboard [overrides...] [--seeds 0,1,2,3] [--long "trainer.epochs=16 ..."]
+    python -m infobatch_runner.leaderboard [overrides...] [--seeds 0,1,2,3] [--long-seeds 0,...,5]
+                                           [--long "trainer.epochs=16 ..."]
 
 Overrides apply to both regimes (e.g. logger=none); the long regime's own overrides come after them.
 """
@@ -30,9 +31,12 @@ from infobatch_runner.results import regimes
 
 STRATEGIES = ("full", "short_schedule", "infobatch", "seta", "random_dynamic", "rs2", "epsilon_greedy", "ucb")
 SAVINGS = (0.3, 0.5, 0.7)
-# Four seeds: over the 2026-12-06 leaderboard's cells the median sd of the paired Δacc is 0.15 pp, so
-# a 95% CI's half-width is t(3) x 0.15 / 2 = 0.24 pp with 4 seeds (0.37 with 3): a 0.3 pp difference shows.
+# Seeds enough for a 0.3 pp difference to show: over the cells of the 2026-12-06 second edition (3 seeds)
+# the median sd of the paired Δacc was 0.15 pp at 8 epochs and 0.27 pp at 16 epochs on 10k, so a 95% CI's
+# half-width is t(3) x 0.15 / 2 = 0.24 pp with 4 seeds in the short regime, t(5) x 0.27 / sqrt(6) = 0.28 pp
+# with 6 in the long one (0.33 with 5).
 SEEDS = (0, 1, 2, 3)
+LONG_SEEDS = (0, 1, 2, 3, 4, 5)
 LONG = ("trainer.epochs=16", "dataset.limit_train=10000")
 
 
@@ -75,13 +79,20 @@ def run_regime(overrides: list[str], sweep_dir: Path, seeds) -> None:
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(prog="python -m infobatch_runner.leaderboard", description=__doc__.split("\n\n")[0],
                                      epilog="Other arguments are infobatch-run overrides, applied to both regimes.")
-    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="comma-separated seeds (default: %(default)s)")
+    parser.add_argument("--seeds", help=f"comma-separated seeds of the short regime (default: {','.join(map(str, SEEDS))})")
+    parser.add_argument("--long-seeds", help=f"the long regime's seeds (default: {','.join(map(str, LONG_SEEDS))}, "
+                                             "or --seeds where only that is given)")
     parser.add_argument("--long", default=" ".join(LONG), help="the long regime's overrides (default: %(default)s)")
     args, overrides = parser.parse_known_args(argv)
-    try:
-        args.seeds = [int(s) for s in args.seeds.split(",")]
-    except ValueError:
-        parser.error(f"--seeds takes comma-separated integers, not {args.seeds!r}")
+    defaults = (SEEDS, LONG_SEEDS) if args.seeds is None else (args.seeds, args.seeds)
+    for option, default in zip(("seeds", "long_seeds"), defaults):
+        given = getattr(args, option) or default
+        if isinstance(given, str):
+            try:
+                given = [int(s) for s in given.split(",")]
+            except ValueError:
+                parser.error(f"--{option.replace('_', '-')} takes comma-separated integers, not {given!r}")
+        setattr(args, option, list(given))
     return args, overrides
 
 
@@ -91,9 +102,9 @@ def main() -> None:
     root = Path(given[-1] if given else f"outputs/leaderboard/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
     shared = [o for o in overrides if not o.startswith("hydra.sweep.dir=")]
     folders = []
-    for name, own in {"short": (), "long": tuple(shlex.split(args.long))}.items():
+    for name, own, seeds in (("short", (), args.seeds), ("long", tuple(shlex.split(args.long)), args.long_seeds)):
         folders.append(root / name)
-        run_regime([*shared, *own], root / name, args.seeds)
+        run_regime([*shared, *own], root / name, seeds)
     files = regimes.write(folders, root)
     print(files[0].read_text(encoding="utf-8"))
     print(f"leaderboard: {', '.join(map(str, files))}")

@@ -116,3 +116,20 @@ def test_a_regime_too_short_for_a_saving_gives_unattainable_cells_not_a_refused_
     rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:] for line in table[1:]}
     assert rows["short_schedule"][:3] == ["unattainable"] * 3, rows["short_schedule"]
     assert rows["infobatch"][:3] == ["unattainable"] * 3
+
+
+@pytest.mark.parametrize("argv, short, long", [
+    ([], [0, 1, 2, 3], [0, 1, 2, 3, 4, 5]),  # the long regime's spread needs more seeds for the same CI
+    (["--seeds", "0,1"], [0, 1], [0, 1]),  # one seed list given: both regimes
+    (["--seeds", "0", "--long-seeds", "1,2"], [0], [1, 2]),
+    (["--long-seeds", "7"], [0, 1, 2, 3], [7]),
+])
+def test_each_regime_has_its_own_seeds(argv, short, long):
+    args, overrides = leaderboard.parse([*argv, "logger=none"])
+    assert (args.seeds, args.long_seeds, overrides) == (short, long, ["logger=none"])
+
+
+def test_seeds_that_are_not_integers_are_one_sentence(capsys):
+    with pytest.raises(SystemExit) as stop:
+        leaderboard.parse(["--long-seeds", "0,one"])
+    assert stop.value.code == 2 and "--long-seeds takes comma-separated integers, not '0,one'" in capsys.readouterr().err
