@@ -14,13 +14,19 @@ from infobatch_runner.errors import UserError
 
 
 def group_options(group: str) -> list[str] | None:
-    """The options of a config group of ours, or None when `group` is not one."""
+    """The options of a config group of ours (prune: with the strategies other packages register),
+    or None when `group` is not one."""
     folder = files("infobatch_runner.conf")
     for part in group.split("/"):
         folder = folder / part
     if not folder.is_dir():
         return None
-    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    options = {p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml")}
+    if group == "prune":
+        from infobatch_runner.pruning.registry import plugins
+
+        options |= set(plugins())
+    return sorted(options)
 
 
 def check_group_choices(args: list[str]) -> None:
@@ -39,4 +45,9 @@ def check_group_choices(args: list[str]) -> None:
         asked = value.list if isinstance(value, ChoiceSweep) else [value] if isinstance(value, str) else []
         for choice in asked:
             if choice not in options:
+                if override.key_or_group == "prune":
+                    from infobatch_runner.pruning.registry import why_unusable
+
+                    if why_unusable(choice):
+                        raise UserError(why_unusable(choice))
                 raise UserError(f"{override.key_or_group}={choice} is not an option; choose one of {', '.join(options)}.")

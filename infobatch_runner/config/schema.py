@@ -375,9 +375,16 @@ def schema_name(group: str, option: str) -> str:
 
 
 def register() -> None:
-    """Store every schema in Hydra's ConfigStore (idempotent; run when infobatch_runner.conf is imported)."""
+    """Store every schema in Hydra's ConfigStore (idempotent; run when infobatch_runner.conf is imported).
+    A strategy another package registers has no YAML file: its schema (strategy_schema.py), defaults
+    included, is stored as the option `prune=<name>` too, and joins SCHEMAS["prune"]."""
+    from infobatch_runner.config.strategy_schema import plugin_schemas
+
     store = ConfigStore.instance()
     store.store(name=ROOT_SCHEMA_NAME, node=Config)
+    for name, schema in plugin_schemas().items():
+        SCHEMAS["prune"].setdefault(name, schema)
+        store.store(group="prune", name=name, node=schema)
     for group, options in SCHEMAS.items():
         for option, schema in options.items():
             store.store(name=schema_name(group, option), node=schema)

@@ -15,7 +15,7 @@ from infobatch_runner.engine.models import MODELS
 from infobatch_runner.engine.optim import OPTIMIZERS, SCHEDULES, build_schedule
 from infobatch_runner.engine.runtime import PRECISIONS
 from infobatch_runner.errors import UserError
-from infobatch_runner.pruning import STRATEGIES, build_strategy
+from infobatch_runner.pruning import build_strategy, strategy_class
 
 DATASETS = ("fashion_mnist", "cifar10", "cifar100", "imagenet", "synthetic")
 # Datasets read whole from files whose images have one size: nothing resizes them.
@@ -221,7 +221,7 @@ def validate(cfg: DictConfig) -> None:
 
     check_learning_rates(o.lr, s, t.epochs)
 
-    need_choice("prune", cfg.prune.name, sorted(STRATEGIES))
+    strategy_class(cfg.prune.name)  # ours or another package's (pruning/registry.py)
     build_strategy(cfg.prune, num_samples=1, epochs=t.epochs, seed=0)  # the strategy checks its own parameters
 
     lg = cfg.logger

@@ -13,7 +13,8 @@ import torch.distributed as dist
 
 from infobatch_runner.engine.distributed import World
 from infobatch_runner.errors import UserError
-from infobatch_runner.pruning import RUNNER_KEYS, STRATEGIES, Strategy, build_strategy, check_budget
+from infobatch_runner.pruning import RUNNER_KEYS, Strategy, build_strategy, check_budget, parameters, registered
+from infobatch_runner.pruning.registry import why_unusable
 
 
 def python_words(message: str) -> str:
@@ -67,15 +68,13 @@ def check_seed(seed) -> int:
 
 def parameter_defaults(name: str) -> dict:
     """A registered strategy's parameters and their defaults."""
-    taken = inspect.signature(STRATEGIES[name].__init__).parameters
-    return {k: p.default for k, p in taken.items() if k not in ("self", "num_samples", "epochs", "seed", "device")
-            and p.default is not inspect.Parameter.empty}
+    return {k: p.default for k, p in parameters(registered()[name]).items() if p.default is not inspect.Parameter.empty}
 
 
 def resolved_params(name: str, params: Mapping) -> dict:
     """The parameters a strategy runs with: those given, every other at its default, so that a state
     saved by Pruner("infobatch", N, E) is one of ratio=0.5 like one saved with ratio=0.5 given."""
-    return {**(parameter_defaults(name) if name in STRATEGIES else {}), **params}
+    return {**(parameter_defaults(name) if name in registered() else {}), **params}
 
 
 class _PruneConfig(dict):
@@ -118,19 +117,19 @@ def _prune_config(strategy, params: dict) -> _PruneConfig:
     elif isinstance(strategy, Mapping) and "name" in strategy:
         cfg = _PruneConfig({**{k: plain(v) for k, v in dict(strategy).items()}, **params})
     else:
-        raise TypeError(f"strategy must be a name ({', '.join(sorted(STRATEGIES))}), a config with a name, "
+        raise TypeError(f"strategy must be a name ({', '.join(sorted(registered()))}), a config with a name, "
                         f"or a Strategy (got {strategy!r})")
-    if cfg.name not in STRATEGIES:
-        raise ValueError(f"strategy {cfg.name!r} is unknown; choose one of {', '.join(sorted(STRATEGIES))}")
-    taken = set(inspect.signature(STRATEGIES[cfg.name].__init__).parameters) - {"self", "num_samples", "epochs",
-                                                                                "seed", "device"}
+    if cfg.name not in registered():
+        raise ValueError(why_unusable(cfg.name) or
+                         f"strategy {cfg.name!r} is unknown; choose one of {', '.join(sorted(registered()))}")
+    signature = parameters(registered()[cfg.name])
+    taken = set(signature)
     unknown = sorted(set(cfg) - taken - RUNNER_KEYS)
     if unknown:
         raise TypeError(f"strategy {cfg.name!r} got an unexpected keyword argument {unknown[0]!r}; it takes "
                         f"{', '.join(sorted(taken)) or 'none'}")
-    signature = inspect.signature(STRATEGIES[cfg.name].__init__).parameters
     for key, value in cfg.items():  # "false" and "no" are truthy: a switch takes True or False only
-        if key in signature and signature[key].annotation is bool and not isinstance(value, bool):
+        if key in signature and signature[key].annotation in (bool, "bool") and not isinstance(value, bool):
             raise TypeError(f"{key} must be True or False (got {value!r})")
     return cfg
 
