@@ -1,7 +1,14 @@
 import os
+import sys
+from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_module
+
+# The worked example of a strategy in its own package: tests import its module from the source;
+# only test_plugins.py installs the package (and so its entry point), in a folder of its own.
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "loss_proportional"
+sys.path.insert(0, str(EXAMPLE))
 
 # Nothing in the tests may reach the network: W&B logs offline unless a test says otherwise.
 os.environ.setdefault("WANDB_MODE", "offline")

@@ -1,5 +1,7 @@
 """Data parallelism on CPU with two gloo ranks: equal shards of one plan, observations merged once
-per epoch into identical strategy states, equal to a single process over the same batches."""
+per epoch, padding that decides nothing, and the CLI under torchrun. That every strategy's ranks
+merge into one process's state is a property of the contract (infobatch_runner.testing, run for
+each of ours in test_strategy_contract.py)."""
 
 import json
 import os
@@ -7,80 +9,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from conftest import TINY
 from infobatch_runner.engine.distributed import Observations, World, shard
-from infobatch_runner.pruning import STRATEGIES
 from infobatch_runner.pruning.infobatch import InfoBatch
 
-N, EPOCHS, BATCH = 1001, 4, 32
+N, EPOCHS = 1001, 4
 
 
 def losses_for(idx, epoch):
     return ((idx.float() * 0.37 + epoch).sin() + 1.5).float()
-
-
-# Every strategy that plans from losses, in the forms whose state differs (target, no replacement).
-LEARNING = [("infobatch", {}), ("infobatch", {"target_saving": 0.2}), ("seta", {}), ("seta", {"target_saving": 0.4}),
-            ("random_dynamic", {"ratio": 0.3}), ("random_dynamic", {"replacement": False}), ("rs2", {}),
-            ("epsilon_greedy", {}), ("ucb", {"target_saving": 0.4})]
-
-
-def make(name, params):
-    return STRATEGIES[name](N, EPOCHS, 0, **params)
-
-
-def rank_main(rank, store, out):
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
-    world = World(rank, 2, rank)
-    for k, (name, params) in enumerate(LEARNING):
-        s, obs, plans = make(name, params), Observations(), []
-        for e in range(EPOCHS):
-            plan = s.plan(e)
-            plans.append(plan.indices)
-            mine = shard(plan, world)
-            for start in range(0, len(mine), BATCH):
-                idx = mine.indices[start : start + BATCH]
-                obs.observe(idx, losses_for(idx, e))
-            obs.merge(s, world)
-        torch.save({"state": s.state_dict(), "plans": plans}, out / f"rank{rank}-{k}.pt")
-    dist.destroy_process_group()
-
-
-@pytest.fixture(scope="module")
-def two_ranks(tmp_path_factory):
-    out = tmp_path_factory.mktemp("gloo")
-    mp.spawn(rank_main, args=(str(out / "store"), out), nprocs=2, join=True)
-    return out
-
-
-def same(a, b) -> bool:
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    return a == b
-
-
-@pytest.mark.parametrize("k", range(len(LEARNING)), ids=[f"{n}-{'-'.join(map(str, p.values())) or 'default'}"
-                                                        for n, p in LEARNING])
-def test_two_gloo_ranks_merge_into_the_single_process_state(two_ranks, k):
-    name, params = LEARNING[k]
-    r0, r1 = (torch.load(two_ranks / f"rank{r}-{k}.pt") for r in (0, 1))
-    assert same(r0["state"], r1["state"]), "the ranks' strategy states agree"
-    single = make(name, params)
-    for e in range(EPOCHS):
-        plan = single.plan(e)
-        assert torch.equal(plan.indices, r0["plans"][e]) and torch.equal(plan.indices, r1["plans"][e])
-        for start in range(0, len(plan), BATCH):  # each planned sample once: the ranks' padding is merged away
-            idx = plan.indices[start : start + BATCH]
-            single.observe(idx, losses_for(idx, e))
-    assert same(single.state_dict(), r0["state"]), "two ranks end in the single process's state"
-    assert any(len(p) < N for p in r0["plans"]), "it pruned"
 
 
 def test_shards_are_equal_and_cover_the_plan():

@@ -20,7 +20,7 @@ LAYERS = [
     {"results"},
     {"engine"},
     {"config", "sweeps", "integrations"},
-    {"cli", "library", "lightning", "conf"},
+    {"cli", "library", "lightning", "testing", "conf"},
     {"leaderboard"},
 ]
 LAYER_OF = {unit: i for i, units in enumerate(LAYERS) for unit in units}

@@ -124,27 +124,6 @@ def test_random_dynamic_composes_with_and_without_replacement(compose_cfg, repla
     assert build_strategy(cfg.prune, 100, 4, 0).replacement is replacement
 
 
-TARGETED = [("seta", {}), ("random_dynamic", {}), ("random_dynamic", {"replacement": False}),
-            ("epsilon_greedy", {}), ("ucb", {}), ("random_dynamic", {"interval": 3})]
-
-
-@pytest.mark.parametrize("target", [0.3, 0.5, 0.7])
-@pytest.mark.parametrize("name,params", TARGETED, ids=[f"{n}{p}" for n, p in TARGETED])
-def test_every_dynamic_strategy_realises_a_target_saving(name, params, target):
-    from infobatch_runner.pruning import STRATEGIES
-
-    n, epochs = 600, 8
-    s = STRATEGIES[name](n, epochs, 0, ratio=0.1, target_saving=target, **params)
-    g = torch.Generator().manual_seed(3)
-    trained = 0
-    for e in range(epochs):
-        plan = s.plan(e)
-        assert plan.indices.unique().numel() == len(plan) > 0
-        trained += len(plan)
-        s.observe(plan.indices, torch.empty(len(plan)).exponential_(generator=g))
-    assert abs((1 - trained / (epochs * n)) - target) <= 0.5 * epochs / (epochs * n) + 1e-12, "to half a sample per epoch"
-
-
 @pytest.mark.parametrize("name", ["random_dynamic", "epsilon_greedy", "ucb"])
 def test_a_target_the_pruned_epochs_cannot_reach_is_refused_with_what_can(name):
     from infobatch_runner.errors import UserError
