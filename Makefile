@@ -44,10 +44,14 @@ test: setup
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Strategies at equal savings on the real Fashion-MNIST (infobatch_runner/leaderboard.py); the table
-# ends the sweep's report.md. LEADERBOARD_ARGS adds overrides (W&B is off unless you drop logger=none).
+# ends the sweep's report.md. STRATEGIES (any registered one, another package's too), SAVINGS and
+# SEEDS, comma-separated, change what it compares (full data and short_schedule always run), e.g.
+# make leaderboard STRATEGIES=infobatch,loss_proportional SEEDS=0,1. LEADERBOARD_ARGS adds overrides
+# (W&B is off unless you drop logger=none).
 LEADERBOARD_ARGS ?= logger=none
 leaderboard: setup
-	$(BIN)/python -m infobatch_runner.leaderboard $(LEADERBOARD_ARGS)
+	$(BIN)/python -m infobatch_runner.leaderboard $(if $(STRATEGIES),--strategies $(STRATEGIES)) \
+		$(if $(SAVINGS),--savings $(SAVINGS)) $(if $(SEEDS),--seeds $(SEEDS)) $(LEADERBOARD_ARGS)
 
 # bench and gpu-check set up only where torch, hydra and the package are not importable yet: a GPU box
 # with them staged on PYTHONPATH (no venv, no network) runs them as it is.

@@ -12,10 +12,12 @@ time-to-accuracy sections; leaderboard.md/.csv/.png beside them put the regimes 
 (results/regimes.py). A strategy that cannot reach a saving refuses that job before training; the
 table says "unattainable", and the command still succeeds.
 
-    python -m infobatch_runner.leaderboard [overrides...] [--seeds 0,1,2,3] [--long-seeds 0,...,5]
-                                           [--long "trainer.epochs=16 ..."]
+    python -m infobatch_runner.leaderboard [overrides...] [--strategies infobatch,seta,...] [--savings 0.3,0.5,0.7]
+                                           [--seeds 0,1,2,3] [--long-seeds 0,...,5] [--long "trainer.epochs=16 ..."]
 
-Overrides apply to both regimes (e.g. logger=none); the long regime's own overrides come after them.
+--strategies takes any registered strategy, another package's included (pruning/registry.py); full
+data and short_schedule always run, as the baseline and the budget curve. Overrides apply to both
+regimes (e.g. logger=none); the long regime's own overrides come after them.
 """
 
 import argparse
@@ -29,7 +31,8 @@ from infobatch_runner import cli
 from infobatch_runner.errors import UNREACHABLE
 from infobatch_runner.results import regimes
 
-STRATEGIES = ("full", "short_schedule", "infobatch", "seta", "random_dynamic", "rs2", "epsilon_greedy", "ucb")
+BASELINES = ("full", "short_schedule")  # the pairing baseline and, with it, the budget curve: always run
+STRATEGIES = ("infobatch", "seta", "random_dynamic", "rs2", "epsilon_greedy", "ucb")
 SAVINGS = (0.3, 0.5, 0.7)
 # Seeds enough for a 0.3 pp difference to show: over the cells of the 2026-12-06 second edition (3 seeds)
 # the median sd of the paired Δacc was 0.15 pp at 8 epochs and 0.27 pp at 16 epochs on 10k, so a 95% CI's
@@ -40,10 +43,11 @@ LONG_SEEDS = (0, 1, 2, 3, 4, 5)
 LONG = ("trainer.epochs=16", "dataset.limit_train=10000")
 
 
-def command(overrides: list[str], sweep_dir: Path, seeds=SEEDS) -> list[str]:
+def command(overrides: list[str], sweep_dir: Path, seeds=SEEDS, strategies=STRATEGIES, savings=SAVINGS) -> list[str]:
     """The infobatch-run arguments of one regime's sweep; later overrides win (Hydra's rule)."""
+    prune = [*BASELINES, *(s for s in strategies if s not in BASELINES)]
     return ["-m", "experiment=fashion_mnist_quick", f"seed={','.join(map(str, seeds))}",
-            f"prune={','.join(STRATEGIES)}", f"prune.target_saving={','.join(map(str, SAVINGS))}",
+            f"prune={','.join(prune)}", f"prune.target_saving={','.join(map(str, savings))}",
             f"hydra.sweep.dir={sweep_dir}", *overrides]
 
 
@@ -58,10 +62,10 @@ def only_unreachable(sweep_dir: Path) -> bool:
     return True
 
 
-def run_regime(overrides: list[str], sweep_dir: Path, seeds) -> None:
+def run_regime(overrides: list[str], sweep_dir: Path, seeds, strategies=STRATEGIES, savings=SAVINGS) -> None:
     """One regime's sweep through infobatch-run; SystemExit(1) when a job failed for another reason than
     a saving its strategy cannot reach."""
-    sys.argv = [sys.argv[0], *command(overrides, sweep_dir, seeds)]
+    sys.argv = [sys.argv[0], *command(overrides, sweep_dir, seeds, strategies, savings)]
 
     def explain() -> str | None:
         if not only_unreachable(sweep_dir):
@@ -79,11 +83,23 @@ def run_regime(overrides: list[str], sweep_dir: Path, seeds) -> None:
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(prog="python -m infobatch_runner.leaderboard", description=__doc__.split("\n\n")[0],
                                      epilog="Other arguments are infobatch-run overrides, applied to both regimes.")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES),
+                        help="comma-separated strategies to compare, ours or another package's (default: %(default)s); "
+                             "full data and short_schedule always run")
+    parser.add_argument("--savings", default=",".join(map(str, SAVINGS)),
+                        help="comma-separated savings in (0, 1), one column each (default: %(default)s)")
     parser.add_argument("--seeds", help=f"comma-separated seeds of the short regime (default: {','.join(map(str, SEEDS))})")
     parser.add_argument("--long-seeds", help=f"the long regime's seeds (default: {','.join(map(str, LONG_SEEDS))}, "
                                              "or --seeds where only that is given)")
     parser.add_argument("--long", default=" ".join(LONG), help="the long regime's overrides (default: %(default)s)")
     args, overrides = parser.parse_known_args(argv)
+    args.strategies = [name for name in args.strategies.split(",") if name]
+    try:
+        args.savings = [float(s) for s in args.savings.split(",")]
+    except ValueError:
+        parser.error(f"--savings takes comma-separated numbers in (0, 1), not {args.savings!r}")
+    if not all(0 < s < 1 for s in args.savings):
+        parser.error(f"--savings takes comma-separated numbers in (0, 1), not {','.join(map(str, args.savings))}")
     defaults = (SEEDS, LONG_SEEDS) if args.seeds is None else (args.seeds, args.seeds)
     for option, default in zip(("seeds", "long_seeds"), defaults):
         given = getattr(args, option) or default
@@ -104,7 +120,7 @@ def main() -> None:
     folders = []
     for name, own, seeds in (("short", (), args.seeds), ("long", tuple(shlex.split(args.long)), args.long_seeds)):
         folders.append(root / name)
-        run_regime([*shared, *own], root / name, seeds)
+        run_regime([*shared, *own], root / name, seeds, args.strategies, args.savings)
     files = regimes.write(folders, root)
     print(files[0].read_text(encoding="utf-8"))
     print(f"leaderboard: {', '.join(map(str, files))}")

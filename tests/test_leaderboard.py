@@ -133,3 +133,19 @@ def test_seeds_that_are_not_integers_are_one_sentence(capsys):
     with pytest.raises(SystemExit) as stop:
         leaderboard.parse(["--long-seeds", "0,one"])
     assert stop.value.code == 2 and "--long-seeds takes comma-separated integers, not '0,one'" in capsys.readouterr().err
+
+
+def test_any_registered_strategy_at_any_savings_beside_the_baselines_that_always_run():
+    args, overrides = leaderboard.parse(["--strategies", "seta,full,my_method", "--savings", "0.25,0.6"])
+    argv = leaderboard.command(overrides, "out", args.seeds, args.strategies, args.savings)
+    assert "prune=full,short_schedule,seta,my_method" in argv and "prune.target_saving=0.25,0.6" in argv
+    default = leaderboard.command([], "out")
+    assert "prune=full,short_schedule,infobatch,seta,random_dynamic,rs2,epsilon_greedy,ucb" in default
+    assert "prune.target_saving=0.3,0.5,0.7" in default
+
+
+@pytest.mark.parametrize("savings", ["0.3,half", "0.3,1.0"])
+def test_savings_outside_zero_to_one_are_one_sentence(capsys, savings):
+    with pytest.raises(SystemExit) as stop:
+        leaderboard.parse(["--savings", savings])
+    assert stop.value.code == 2 and "--savings takes comma-separated numbers in (0, 1)" in capsys.readouterr().err
