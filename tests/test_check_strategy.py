@@ -149,3 +149,11 @@ def test_parameters_reach_the_class_and_the_report():
     report = check_strategy(LossProportional, num_samples=300, epochs=4, ratio=0.8)
     assert (report.num_samples, report.epochs, report.params) == (300, 4, {"ratio": 0.8})
     assert report.saved == pytest.approx(3 * 240 / (4 * 300))
+
+
+def test_a_strategy_without_delta_that_prunes_no_epoch_is_told_so_in_its_own_terms():
+    from infobatch_runner.pruning import check_budget
+
+    with pytest.warns(UserWarning, match=r"^1 epoch\(s\) leave it no epoch to prune: loss_proportional trains all data "
+                                         r"every epoch; train more epochs$"):
+        check_budget(LossProportional(100, 1, 0))

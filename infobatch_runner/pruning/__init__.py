@@ -62,10 +62,11 @@ def check_budget(strategy: Strategy) -> None:
     reached, and a kept budget of 0 (it trains nothing and would report a 100% saving) too."""
     strategy.check_reachable()
     if strategy.pruned_epochs() == 0 and getattr(strategy, "ratio", 0) > 0:
+        anneals = hasattr(strategy, "delta") and hasattr(strategy, "anneal_from")  # ours; another package's may not
         why = (f"delta {strategy.delta:g} over {strategy.epochs} epochs leaves no epoch to prune (annealing, all data, "
                f"from epoch floor({strategy.delta:g} x {strategy.epochs}) = {strategy.anneal_from})"
-               if hasattr(strategy, "delta") else f"{strategy.epochs} epoch(s) leave it no epoch to prune")
-        more = "raise delta or train more epochs" if hasattr(strategy, "delta") else "train more epochs"
+               if anneals else f"{strategy.epochs} epoch(s) leave it no epoch to prune")
+        more = "raise delta or train more epochs" if anneals else "train more epochs"
         warnings.warn(f"{why}: {strategy.name} trains all data every epoch; {more}", UserWarning, stacklevel=2)
     k = strategy.kept_budget()
     if k is not None and k < 1:
