@@ -149,3 +149,25 @@ def test_savings_outside_zero_to_one_are_one_sentence(capsys, savings):
     with pytest.raises(SystemExit) as stop:
         leaderboard.parse(["--savings", savings])
     assert stop.value.code == 2 and "--savings takes comma-separated numbers in (0, 1)" in capsys.readouterr().err
+
+
+def test_a_speedup_whose_seeds_bound_it_both_ways_has_no_mean_in_the_table_across_regimes():
+    """As in each regime's report.csv: one seed above the curve and one below tell no mean. The table
+    across regimes used to write their average (1.25 here) beside an empty relation."""
+    import math
+    from types import SimpleNamespace
+
+    from infobatch_runner.results import regimes
+    from infobatch_runner.results.budget import AT_LEAST, AT_MOST, Against, Bounded
+    from infobatch_runner.results.stats import Stat
+
+    budget = Against(budgets=4)
+    budget.speedup["wall"].values += [Bounded(1.6, AT_LEAST), Bounded(0.9, AT_MOST)]
+    budget.speedup["samples"].values += [Bounded(1.2), Bounded(1.3)]
+    g = SimpleNamespace(acc_diff=Stat([0.001, 0.002]), final_acc=Stat([0.9, 0.91]), saving_samples=Stat([0.3, 0.3]),
+                        budget=budget)
+    regime = SimpleNamespace(name="8 epochs, 60,000 samples", epochs=8, num_train=60000,
+                             table=SimpleNamespace(cells={("ucb", 0.3): g}))
+    (row,) = regimes.rows([regime])
+    assert math.isnan(row["speedup_wall"]) and row["speedup_wall_relation"] == ""
+    assert row["speedup_samples"] == pytest.approx(1.25) and row["speedup_samples_relation"] == "="

@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from infobatch_runner.results.budget import CURVE_STRATEGIES, EXACT, AT_LEAST, against_curves  # noqa: E402
 from infobatch_runner.results.leaderboard import Table  # noqa: E402
 from infobatch_runner.results.pairing import Group, group_runs  # noqa: E402
+from infobatch_runner.results.render import budget_columns  # noqa: E402
 from infobatch_runner.results.runs import FailedRun, find_runs  # noqa: E402
 from infobatch_runner.results.stats import DEFAULT_TOLERANCE  # noqa: E402
 
@@ -126,13 +127,9 @@ def rows(regimes: list[Regime]) -> list[dict]:
                 row.update(seeds=g.final_acc.n, saving_samples_mean=g.saving_samples.mean, final_acc_mean=g.final_acc.mean,
                            acc_diff_pp=100 * g.acc_diff.mean, acc_diff_ci_low_pp=100 * ci[0],
                            acc_diff_ci_high_pp=100 * ci[1])
-                if g.budget is not None:
+                if g.budget is not None:  # the regime's report.csv figures: no mean where bounds point both ways
                     row["curve_budgets"] = g.budget.budgets
-                    for axis in ("wall", "samples"):
-                        s = g.budget.speedup[axis]
-                        sci = s.ci95() or (math.nan, math.nan)
-                        row.update({f"speedup_{axis}": s.mean, f"speedup_{axis}_relation": s.relation or "",
-                                    f"speedup_{axis}_ci_low": sci[0], f"speedup_{axis}_ci_high": sci[1]})
+                    row.update({k: v for k, v in budget_columns(g).items() if k.startswith("speedup_")})
             out.append(row)
     return out
 
@@ -146,8 +143,9 @@ def plot(regimes: list[Regime], path: Path) -> Path:
                     if g is not None and g.strategy not in CURVE_STRATEGIES})
     for ax, r in zip(axes[0], regimes):
         for label in r.table.rows:
-            points = sorted((g.saving_samples.mean, g) for (row, _), g in r.table.cells.items()
-                            if row == label and g is not None and g.budget is not None and g.budget.speedup["wall"].n)
+            points = sorted((g.saving_samples.mean, g) for (row, _), g in r.table.cells.items()  # bounds both ways: no point
+                            if row == label and g is not None and g.budget is not None and g.budget.speedup["wall"].n
+                            and g.budget.speedup["wall"].relation is not None)
             if not points:
                 continue
             color = cmap(names.index(points[0][1].strategy) % 10)
