@@ -1,6 +1,7 @@
 # Everything a fresh machine needs, then the demo, the tests or the benchmarks.
 #   make run        set up (once), then full data, InfoBatch and full data for 5 of 8 epochs on Fashion-MNIST, ending in the comparison
-#   make test       set up (once), then the test suite (CPU, offline, ~11 minutes on 2 cores; TEST_WORKERS=2)
+#   make test       set up (once), then the test suite (CPU, offline, ~13 minutes on 2 cores; TEST_WORKERS=2)
+#   make docs       the documentation site into site/ (MkDocs, --strict: a broken link fails it)
 #   make bench      the benchmarks (BENCH_ARGS="--device cuda --repeats 2" is passed to each)
 #   make leaderboard  two regimes (8 epochs on all 60k, 16 on 10k): every dynamic strategy and short_schedule at 30/50/70% saved, 4 and 6 seeds (~1.8 h on 2 cores)
 #   make gpu-check  every CUDA path in ~8 minutes, a PASS/FAIL table and the figures (GPU_CHECK_ARGS="--device cpu": dry run)
@@ -13,14 +14,14 @@ PY      = $(shell [ -x $(BIN)/python ] && echo $(BIN)/python || echo $(PYTHON))
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup ready run test bench leaderboard gpu-check clean
+.PHONY: setup ready run test docs bench leaderboard gpu-check clean
 
 setup: $(VENV)/.installed $(FASHION_MNIST)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,docs]'
 	touch $@
 
 # Debian's dataset-fashion-mnist: the real data offline. Without apt, runs need dataset.download=true.
@@ -43,6 +44,11 @@ TEST_WORKERS ?= 2
 test: setup
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
+# The documentation site (mkdocs.yml, docs/): pages, the configuration and method cards generated from
+# the code (docs/hooks.py), the API reference from the docstrings; open site/index.html.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 # Strategies at equal savings on the real Fashion-MNIST (infobatch_runner/leaderboard.py); the table
 # ends the sweep's report.md. STRATEGIES (any registered one, another package's too), SAVINGS and
 # SEEDS, comma-separated, change what it compares (full data and short_schedule always run), e.g.
@@ -58,7 +64,7 @@ leaderboard: setup
 ready:
 	@$(PY) -c 'import torch, hydra, infobatch_runner.conf' >/dev/null 2>&1 || $(MAKE) --no-print-directory setup
 
-# Benchmarks (not tests): one JSON each under bench/results/ (or $BENCH_RESULTS), then the tables the README shows.
+# Benchmarks (not tests): one JSON each under bench/results/ (or $BENCH_RESULTS), then the tables docs/speed.md shows.
 bench: ready
 	$(PY) -m bench.strategy_overhead $(BENCH_ARGS)
 	$(PY) -m bench.loop_efficiency $(BENCH_ARGS)

@@ -417,7 +417,7 @@ class GpuCheck:
             late = text.split("epoch 1/2", 1)[1].count("Recompiling function") if "epoch 1/2" in text else 0
             backend = "inductor" if self.cuda else "eager backend on cpu"
             run.detail = f"{backend}, compiled ahead in {run.summary['time_compile_s']:.1f}s, {run.detail}"
-            if late and run.status == "PASS":  # known for a partial last batch of a new size (README, Speed)
+            if late and run.status == "PASS":  # known for a partial last batch of a new size (docs/speed.md)
                 run.status, run.detail = "WARN", f"{late} recompiles in epoch 2 (TORCH_LOGS=recompiles: logs/compile.log) | {run.detail}"
             self.figure(f"compile ({backend}): time_compile_s, recompiles all / in epoch 2",
                         f"{run.summary['time_compile_s']:.1f} s, {text.count('Recompiling function')} / {late}")

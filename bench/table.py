@@ -1,4 +1,4 @@
-"""Print the latest benchmark results (bench/results/*.json) as the README's markdown tables."""
+"""Print the latest benchmark results (bench/results/*.json) as the markdown tables of docs/speed.md."""
 
 import json
 

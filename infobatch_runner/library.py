@@ -2,7 +2,7 @@
 
 The code lives in integrations/ beside the other integrations (pruner.py: the Pruner; pruner_args.py:
 what it is built from; batches.py: its batch sampler and IndexedDataset); this module keeps the
-import path the README and users' code name.
+import path the docs and users' code name.
 """
 
 from infobatch_runner.integrations.batches import IndexedDataset, PrunedBatchSampler

@@ -3,10 +3,12 @@ it, and a copy of the example with one property broken fails with a sentence nam
 (and the epoch). Our own strategies go through it in test_strategy_contract.py."""
 
 import re
+import textwrap
 
 import pytest
 import torch
 
+from conftest import EXAMPLE
 from infobatch_runner.pruning import Plan, Strategy
 from infobatch_runner.testing import PROPERTIES, check_strategy
 from loss_proportional import LossProportional  # examples/loss_proportional (conftest puts it on sys.path)
@@ -157,3 +159,10 @@ def test_a_strategy_without_delta_that_prunes_no_epoch_is_told_so_in_its_own_ter
     with pytest.warns(UserWarning, match=r"^1 epoch\(s\) leave it no epoch to prune: loss_proportional trains all data "
                                          r"every epoch; train more epochs$"):
         check_budget(LossProportional(100, 1, 0))
+
+
+def test_the_docs_example_runs_and_prints_the_report(capsys):
+    page = (EXAMPLE.parents[1] / "docs" / "your-own-strategy.md").read_text()
+    block = re.search(r"```python\n(.*?)```", page.split("<!-- check-strategy-example -->", 1)[1], re.S).group(1)
+    exec(compile(textwrap.dedent(block), "check-strategy-example", "exec"), {})
+    assert capsys.readouterr().out.startswith("loss_proportional (ratio=0.3): 11 contract properties hold")

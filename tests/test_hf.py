@@ -1,4 +1,4 @@
-"""InfoBatch in the Hugging Face Trainer and in a plain Accelerate loop: the README's examples, run as
+"""InfoBatch in the Hugging Face Trainer and in a plain Accelerate loop: the examples of docs/library.md, run as
 users run them (in one process, and under `accelerate launch` with 2 CPU processes), plan exactly
 what the runner's strategy plans on the same losses; the schedule ends at the last real step."""
 
@@ -49,8 +49,8 @@ torch.save(record, os.path.join(sys.argv[2], "rank" + os.environ.get("RANK", "0"
 
 
 def readme_block(marker: str) -> str:
-    text = (ROOT / "README.md").read_text()
-    assert marker in text, f"no {marker} block in README.md"
+    text = (ROOT / "docs" / "library.md").read_text()
+    assert marker in text, f"no {marker} block in docs/library.md"
     return re.search(r"```python\n(.*?)```", text.split(marker, 1)[1], re.S).group(1)
 
 

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "infobatch_runner"
 
 # Lowest first. A module may import from its own unit (its sub-package, or itself) and from units
-# of lower layers only; units of one layer do not import each other. The README's Layout says why.
+# of lower layers only; units of one layer do not import each other. docs/layout.md says why.
 LAYERS = [
     {"errors"},
     {"data", "pruning"},
@@ -66,7 +66,7 @@ GRAPH = {name: imported_modules(path) for name, path in MODULES.items()}
 
 def test_every_unit_of_the_package_has_a_layer():
     units = {unit_of(m) for m in MODULES} - {"infobatch_runner"}
-    assert units - LAYER_OF.keys() == set(), "a new module or sub-package: give it a layer here and in the README"
+    assert units - LAYER_OF.keys() == set(), "a new module or sub-package: give it a layer here and in docs/layout.md"
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))
@@ -129,8 +129,7 @@ def test_the_public_names_still_import():
 
 
 def readme_layout() -> str:
-    text = (ROOT / "README.md").read_text()
-    return text[text.index("## Layout"):]
+    return (ROOT / "docs" / "layout.md").read_text()
 
 
 def test_the_readme_table_shows_these_layers():

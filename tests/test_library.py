@@ -31,9 +31,9 @@ N, EPOCHS, BATCH = 1001, 4, 32
 
 
 def example_code() -> str:
-    """The plain-PyTorch example of the README: the test runs the very code users read."""
-    text = (ROOT / "README.md").read_text()
-    assert MARKER in text, f"no {MARKER} block in README.md"
+    """The plain-PyTorch example of the library page: the test runs the very code users read."""
+    text = (ROOT / "docs" / "library.md").read_text()
+    assert MARKER in text, f"no {MARKER} block in docs/library.md"
     return re.search(r"```python\n(.*?)```", text.split(MARKER, 1)[1], re.S).group(1)
 
 
@@ -518,7 +518,7 @@ def test_distributed_setup_mistakes_are_one_clear_error_on_every_rank(tmp_path):
 
 
 def test_a_mid_epoch_kill_and_resume_through_the_library_ends_with_the_same_weights():
-    """The README's loop, stopped in the middle of an epoch and continued from a saved state in a
+    """The library page's loop, stopped in the middle of an epoch and continued from a saved state in a
     fresh process's objects: the sampler goes on after the batches already trained, and the final
     weights equal the uninterrupted run's exactly."""
     gen = torch.Generator().manual_seed(0)

@@ -195,8 +195,8 @@ def test_a_clash_with_ours_leaves_ours_and_says_so(broken_site, tmp_path):
 
 
 def test_the_readme_shows_the_example_s_own_entry_point():
-    readme = (EXAMPLE.parents[1] / "README.md").read_text()
-    block = re.search(r"```toml\n(.*?)```", readme[readme.index("## Your own strategy"):], re.S).group(1)
+    page = (EXAMPLE.parents[1] / "docs" / "your-own-strategy.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", page, re.S).group(1)
     assert textwrap.dedent(block).strip() in (EXAMPLE / "pyproject.toml").read_text()
 
 

@@ -73,7 +73,7 @@ def batch_starts(n: int, batch_size: int) -> list[int]:
     alone, such a batch takes a full learning-rate step on the mean gradient of a few samples,
     with BatchNorm statistics of those few. Near the peak of a one-cycle schedule that one step
     derailed the model: test accuracy 0.47 after an epoch of 16-sample tail, 0.77 with this split
-    (random_dynamic, ratio 0.3, seed 1, fashion_mnist_quick; the README's "Batches: why no curve
+    (random_dynamic, ratio 0.3, seed 1, fashion_mnist_quick; docs/leaderboard.md's "Batches: why no curve
     collapses mid-run"). Every sample still trains once, in as many steps as before, and no batch
     exceeds batch_size (but with batch_size 2, where a last lone sample joins the batch before it:
     BatchNorm cannot train on one)."""

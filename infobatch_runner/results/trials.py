@@ -7,7 +7,7 @@ parameters did best on the validation split. One row per trial: the parameters t
 trials, in full; the objective (the final validation accuracy, and with val_acc+saving the sample
 saving too); the cost. Sorted by validation accuracy, then saving. The test accuracy is left out on
 purpose: picking a trial by it would tune on the test set (judge the winner afterwards on the test
-set, over seeds, against a full-data baseline; README).
+set, over seeds, against a full-data baseline; docs/validation-and-search.md).
 """
 
 import math

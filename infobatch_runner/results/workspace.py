@@ -5,7 +5,7 @@ extra [workspace]) builds it from the keys our runs log, and saves it to a proje
     python -m infobatch_runner.results.workspace ... --spec workspace.json   # write the spec, save nothing
 
 Without it, W&B's automatic panels already show every logged series against `epoch`, and the
-sweep's report run its charts (README); this adds the comparison panels a user would otherwise
+sweep's report run its charts (docs/wandb.md); this adds the comparison panels a user would otherwise
 draw by hand, on the runs of one group (a dataset, a model and a sweep) when --group is given.
 """
 

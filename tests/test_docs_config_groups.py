@@ -1,4 +1,5 @@
-"""The README's "Config groups" table lists the options exactly as `infobatch-run --help` does."""
+"""The "Config groups" table of the configuration page (docs/configuration.md) lists the options
+exactly as `infobatch-run --help` does."""
 
 import re
 from pathlib import Path
@@ -10,14 +11,14 @@ from infobatch_runner.config.choices import group_options
 
 from conftest import run_main
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 HEADER = "| group | options | notes |"
 
 
 def config_group_table() -> dict[str, str]:
     """{group: its options cell} of the `| group | options | notes |` table under "Config groups"."""
-    text = README.read_text()
-    section = text[text.index("### Config groups"):]
+    text = PAGE.read_text()
+    section = text[text.index("## Config groups"):]
     lines = section.splitlines()
     start = lines.index(HEADER)
     rows = {}
@@ -70,5 +71,5 @@ def test_the_defaults_marked_in_the_table_are_the_defaults():
     for group, defaults in marked.items():
         assert len(defaults) <= 1, f"{group}: more than one option marked (default)"
         if defaults:
-            assert choices[group] == defaults[0], f"{group}: README {defaults[0]}, config {choices[group]}"
+            assert choices[group] == defaults[0], f"{group}: the page says {defaults[0]}, config {choices[group]}"
     assert sum(map(len, marked.values())) >= 6  # dataset, model, optimizer, scheduler, prune, logger
