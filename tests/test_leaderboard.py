@@ -173,3 +173,19 @@ def test_a_speedup_whose_seeds_bound_it_both_ways_has_no_mean_in_the_table_acros
     (row,) = regimes.rows([regime])
     assert math.isnan(row["speedup_wall"]) and row["speedup_wall_relation"] == ""
     assert row["speedup_samples"] == pytest.approx(1.25) and row["speedup_samples_relation"] == "="
+
+
+def test_the_equal_savings_plot_marks_both_baselines(board, monkeypatch, tmp_path):
+    """Δacc is against full data (the zero line) and training fewer epochs is the rival: both in the legend."""
+    import matplotlib.pyplot as plt
+
+    from infobatch_runner.results import leaderboard as equal_savings
+    from infobatch_runner.results.pairing import group_runs
+    from infobatch_runner.results.runs import find_runs
+
+    failed, figures = [], []
+    runs = find_runs([board / "short"], [], failed)
+    monkeypatch.setattr(plt, "close", figures.append)
+    assert equal_savings.plot(group_runs(runs), failed, 0.005, tmp_path / "plot.png") is not None
+    labels = figures[0].axes[0].get_legend_handles_labels()[1]
+    assert "full data" in labels and "short_schedule (fewer epochs)" in labels, labels

@@ -144,12 +144,13 @@ def plot(groups: list[Group], failed: list[FailedRun], tolerance: float, path: P
         xs = [100 * x for x, _ in points]
         ys = [100 * g.acc_diff.mean for _, g in points]
         cis = [g.acc_diff.ci95() for _, g in points]
-        style = dict(color="black", linestyle="--") if label.startswith("short_schedule") else dict(color=cmap(i % 10))
-        ax.plot(xs, ys, marker="o", label=label, **style)
+        fewer_epochs = label.startswith("short_schedule")
+        style = dict(color="black", linestyle="--") if fewer_epochs else dict(color=cmap(i % 10))
+        ax.plot(xs, ys, marker="o", label=f"{label} (fewer epochs)" if fewer_epochs else label, **style)
         if all(cis):
             ax.fill_between(xs, [100 * c[0] for c in cis], [100 * c[1] for c in cis], alpha=0.15,
                             color=style["color"])
-    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.axhline(0, color="grey", linewidth=0.8, label="full data")
     ax.axhline(-100 * tolerance, color="red", linewidth=0.8, linestyle=":", label=f"-{100 * tolerance:.1f} pp tolerance")
     ax.set_xlabel("samples saved (%)")
     ax.set_ylabel("Δ final test accuracy vs full data (pp)")
