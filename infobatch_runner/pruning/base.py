@@ -120,6 +120,13 @@ class Strategy:
         """The scoring phase a static strategy needs before its first plan (a ScoringSpec), or None."""
         return None
 
+    @classmethod
+    def run_params(cls, params: dict, epochs: int) -> dict:
+        """The prune parameters as far as they decide the run: two jobs of a sweep whose configs agree
+        but for parameters that map to the same run_params are one run (sweeps/repeats.py). All of
+        them as given, unless a strategy knows better."""
+        return params
+
     def pruned_epochs(self) -> int | None:
         """How many epochs may leave samples out (before annealing), or None where that is not told
         by delta alone."""

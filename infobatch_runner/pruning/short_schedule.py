@@ -4,6 +4,11 @@ from infobatch_runner.errors import UserError
 from infobatch_runner.pruning.base import Plan, Strategy, check_range
 
 
+def trained_epochs(saving: float, epochs: int) -> int:
+    """E' = round((1 - s) * E): the whole epochs that save s of E."""
+    return round((1.0 - saving) * epochs)
+
+
 class ShortSchedule(Strategy):
     """The honest baseline of every saving: full data for fewer epochs.
 
@@ -27,7 +32,7 @@ class ShortSchedule(Strategy):
         saving = check_range("ratio", ratio, 0.0, 1.0, high_open=True) if target_saving is None else \
             check_range("target_saving", target_saving, 0.0, 1.0, low_open=True, high_open=True)
         super().__init__(num_samples, epochs, seed, device)
-        self.schedule_epochs = round((1.0 - saving) * epochs)
+        self.schedule_epochs = trained_epochs(saving, epochs)
         # A target the whole epochs cannot give is out of reach, like another strategy's (a sweep's job
         # then fails alone, "unattainable" in the leaderboard); a ratio is a plain bad value.
         asked = f"prune.target_saving={saving:g} cannot be reached: it" if target_saving is not None else \
@@ -38,6 +43,13 @@ class ShortSchedule(Strategy):
         if saving > 0 and self.schedule_epochs >= epochs:  # a saving asked for that whole epochs cannot give
             raise UserError(f"{asked} trains round({1 - saving:g} x {epochs}) = {epochs} epochs, all of them: no "
                             f"saving; raise the saving above {0.5 / epochs:g} or train more epochs.")
+
+    @classmethod
+    def run_params(cls, params: dict, epochs: int) -> dict:
+        """Whole epochs: savings that round to the same epochs are one run (0.3, 0.5 and 0.7 of 2 epochs
+        all train 1)."""
+        saving = params.get("ratio") if params.get("target_saving") is None else params["target_saving"]
+        return {"epochs_trained": trained_epochs(saving, epochs)}
 
     def plan(self, epoch: int) -> Plan:
         if epoch < self.schedule_epochs:

@@ -3,8 +3,9 @@
 `-m prune=full,infobatch prune.ratio=0.3,0.5,0.7 seed=0,1,2` composes the full-data baseline once
 per ratio, although prune=full ignores the ratio: nine full runs where three give the same result.
 A job is the same run as another when their resolved configs are equal once the keys the strategy
-ignores (and `resume`) are left out; short_schedule's saving counts as the whole epochs it trains
-(0.3, 0.5 and 0.7 of 2 epochs are one run of 1 epoch).
+ignores (and `resume`) are left out, and its parameters are read as the strategy says they decide
+the run (Strategy.run_params: short_schedule's saving counts as the whole epochs it trains, so
+0.3, 0.5 and 0.7 of 2 epochs are one run of 1 epoch).
 
 The sweep is planned up front: before Hydra starts a job, the CLI writes sweep_plan.json into the
 sweep folder, naming for each job the first job of the sweep that makes the same run (its twin).
@@ -24,7 +25,7 @@ from typing import Callable
 from omegaconf import DictConfig, OmegaConf
 
 from infobatch_runner.errors import first_line
-from infobatch_runner.pruning import ignored_params
+from infobatch_runner.pruning import ignored_params, registered
 from infobatch_runner.results.folders import SWEEP_PLAN, is_held
 from infobatch_runner.results.records import write_json_atomic
 
@@ -42,11 +43,12 @@ def what_runs(cfg: DictConfig) -> dict:
     plain.pop("hydra", None)
     for key in ignored_params(cfg.prune):
         plain["prune"].pop(key, None)
-    prune = plain["prune"]
-    if prune.get("name") == "short_schedule":  # whole epochs: savings that round alike make one run
-        target, ratio = prune.pop("target_saving", None), prune.pop("ratio", None)
-        saving = ratio if target is None else target
-        prune["epochs_trained"] = round((1.0 - saving) * plain["trainer"]["epochs"])
+    name = plain["prune"].get("name")
+    cls = registered().get(name)
+    if cls is not None:  # the strategy says which of its parameters make a run (short_schedule: whole epochs)
+        params = {k: v for k, v in plain["prune"].items() if k != "name"}
+        epochs = plain.get("trainer", {}).get("epochs")  # every real config has it; a plan's test may not
+        plain["prune"] = {"name": name, **cls.run_params(params, epochs)}
     return plain
 
 
