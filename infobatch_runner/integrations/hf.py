@@ -235,14 +235,9 @@ class InfoBatchTrainer(Trainer):
         values = list(super().set_initial_training_values(args, dataloader))
         full = len(batch_starts(math.ceil(len(self.train_dataset) / self.pruner.world.size), self._train_batch_size))
         per_epoch = max(math.ceil(full / args.gradient_accumulation_steps), 1)
-        epochs = self._schedule_epochs()
+        epochs = self.pruner.schedule_epochs
         values[0], values[1], values[5], values[6] = epochs, per_epoch, full, per_epoch * epochs
         return tuple(values)
-
-    def _schedule_epochs(self) -> int:
-        """The epochs the run trains and its schedule spans: num_train_epochs, or fewer for the
-        fewer-epochs baseline (short_schedule), whose saving still counts against all of them."""
-        return self.pruner.schedule_epochs
 
     def get_resumed_dataloader(self, dataloader, num_batches: int):
         """The pruner's sampler starts after the batches its state trained: nothing to skip here."""
@@ -268,7 +263,7 @@ class InfoBatchTrainer(Trainer):
         for callback in self.callback_handler.callbacks:
             bar = getattr(callback, "training_bar", None)
             if bar is not None:
-                bar.total = self.state.global_step + steps * (self._schedule_epochs() - epoch)
+                bar.total = self.state.global_step + steps * (self.pruner.schedule_epochs - epoch)
                 bar.refresh()
 
     def epochs_done(self, scheduler_step: int) -> float:
@@ -288,7 +283,7 @@ class InfoBatchTrainer(Trainer):
         if not isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
             raise ValueError(f"InfoBatchTrainer runs the schedule on epoch progress and can map only step schedules; "
                              f"lr_scheduler_type={self.args.lr_scheduler_type} is not one")
-        epochs = self._schedule_epochs()
+        epochs = self.pruner.schedule_epochs
 
         def at_progress(factor):
             return lambda step: factor(self.epochs_done(step) / epochs * num_training_steps)

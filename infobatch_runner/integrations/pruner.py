@@ -41,7 +41,8 @@ class Pruner:
     """One strategy, its epoch and that epoch's plan, and the weighted loss.
 
     strategy: a registered name ("infobatch", "random_dynamic", ..., or one that another installed
-    package registers: pruning/registry.py) with its parameters as keyword arguments, a prune config mapping (`name` + parameters), or a Strategy.
+    package registers: pruning/registry.py) with its parameters as keyword arguments, a prune config
+    mapping (`name` + parameters), or a Strategy.
     num_samples: the dataset's length; epochs: the planned number of epochs (InfoBatch anneals
     over its last (1 - delta) of them); seed: the run seed (the strategy derives its own
     generator from it, as the runner does); device: where the strategy's state and plans live, by

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 def _problem(entry, loaded) -> str | None:
     """Why a loaded entry point cannot be a strategy, in one sentence naming its package; None if it can."""
-    where = f"entry point {entry.name!r} of package {_package(entry)} ({entry.value})"
+    where = _where(entry)
     if entry.name in STRATEGIES:
         return f"{where} clashes with the built-in strategy {entry.name!r} and is left out; rename the entry point."
     if not OPTION_NAME.fullmatch(entry.name):
@@ -52,9 +52,11 @@ def _problem(entry, loaded) -> str | None:
     return None
 
 
-def _package(entry) -> str:
+def _where(entry) -> str:
+    """The entry point and its package, as every sentence about it begins."""
     dist = getattr(entry, "dist", None)
-    return repr(dist.name) if dist is not None else "(unknown)"
+    package = repr(dist.name) if dist is not None else "(unknown)"
+    return f"entry point {entry.name!r} of package {package} ({entry.value})"
 
 
 @functools.cache
@@ -64,8 +66,7 @@ def _discovered() -> tuple[dict[str, type[Strategy]], dict[str, str]]:
         try:
             loaded = entry.load()
         except Exception as e:  # noqa: BLE001 - whatever a third-party import raises is reported, not raised
-            problems[entry.name] = (f"entry point {entry.name!r} of package {_package(entry)} ({entry.value}) failed "
-                                    f"to import: {type(e).__name__}: {e}")
+            problems[entry.name] = f"{_where(entry)} failed to import: {type(e).__name__}: {e}"
             continue
         problem = _problem(entry, loaded)
         if problem:
