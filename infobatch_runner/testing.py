@@ -46,7 +46,7 @@ import torch.multiprocessing as mp
 from torch.overrides import TorchFunctionMode
 
 from infobatch_runner.errors import UserError
-from infobatch_runner.pruning import Plan, Strategy, check_budget, ignored_params, parameters
+from infobatch_runner.pruning import Plan, Strategy, check_budget, parameters
 from infobatch_runner.pruning.registry import OPTION_NAME
 
 PROPERTIES = ("plans valid", "plan fixed at set_epoch", "same seed, same plans", "another seed, other plans",
@@ -379,7 +379,7 @@ class _Checker:
         if "target_saving" not in parameters(self.cls):
             self.not_checked[prop] = "it takes no target_saving"
             return
-        if "target_saving" in ignored_params({"name": self.cls.name, "target_saving": 0.5}):
+        if "target_saving" in self.cls.ignored_params({"target_saving": 0.5}):
             self.not_checked[prop] = "it ignores target_saving"
             return
         for target in TARGETS:

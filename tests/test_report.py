@@ -474,6 +474,18 @@ def test_budget_runs_are_grouped_by_their_target_not_the_ratio_they_ignore(tmp_p
     assert [(g.label, len(g.runs)) for g in groups] == [("infobatch target_saving=0.2", 2)]
 
 
+def test_seta_budget_runs_of_two_ratios_stay_apart_the_ratio_still_sizes_its_epoch_0(tmp_path):
+    write_run(tmp_path, "f0", "full", 0, cost=10.0, acc=0.90)
+    for name, ratio in (("a", 0.1), ("b", 0.3)):
+        run = write_run(tmp_path, name, "seta", 0, cost=8.0, acc=0.89, ratio=ratio)
+        summary = json.loads((run / "summary.json").read_text())
+        summary["prune"].update(target_saving=0.3)
+        (run / "summary.json").write_text(json.dumps(summary))
+    groups = [g for g in group_runs(find_runs([tmp_path])) if g.strategy == "seta"]
+    assert [(g.label, len(g.runs)) for g in groups] == [("seta ratio=0.1 target_saving=0.3", 1),
+                                                          ("seta ratio=0.3 target_saving=0.3", 1)]
+
+
 def test_infobatch_without_a_budget_ignores_max_ratio(tmp_path):
     write_run(tmp_path, "f0", "full", 0, cost=10.0, acc=0.90)
     for name, max_ratio in (("a", 0.6), ("b", 0.8)):
@@ -483,6 +495,28 @@ def test_infobatch_without_a_budget_ignores_max_ratio(tmp_path):
         (run / "summary.json").write_text(json.dumps(summary))
     groups = [g for g in group_runs(find_runs([tmp_path])) if g.strategy == "infobatch"]
     assert [(g.label, len(g.runs)) for g in groups] == [("infobatch ratio=0.5", 2)]
+
+
+def test_another_package_s_strategy_says_which_parameters_it_ignores(tmp_path, monkeypatch):
+    from infobatch_runner.pruning import Strategy, registry
+
+    class Tempered(Strategy):  # an installed strategy whose temperature only matters with warm=True
+        name = "tempered"
+
+        @classmethod
+        def ignored_params(cls, params):
+            return set() if params.get("warm") else {"temperature"}
+
+    monkeypatch.setattr(registry, "_discovered", lambda: ({"tempered": Tempered}, {}))
+    write_run(tmp_path, "f0", "full", 0, cost=10.0, acc=0.90)
+    for name, temperature, warm in (("a", 1.0, False), ("b", 2.0, False), ("c", 2.0, True)):
+        run = write_run(tmp_path, name, "tempered", 0, cost=8.0, acc=0.89)
+        summary = json.loads((run / "summary.json").read_text())
+        summary["prune"].update(temperature=temperature, warm=warm)
+        (run / "summary.json").write_text(json.dumps(summary))
+    groups = [g for g in group_runs(find_runs([tmp_path])) if g.strategy == "tempered"]
+    assert sorted((g.label, len(g.runs)) for g in groups) == [
+        ("tempered ratio=0.5 warm=False", 2), ("tempered ratio=0.5 warm=True", 1)]  # temperature 1 and 2 pair when cold
 
 
 def test_a_job_killed_without_a_record_is_listed_as_not_finished(tmp_path, capsys):

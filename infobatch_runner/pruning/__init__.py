@@ -44,17 +44,9 @@ def build_strategy(cfg, num_samples: int, epochs: int, seed: int, device: torch.
 
 
 def ignored_params(cfg) -> set[str]:
-    """The prune keys a config (or a summary's `prune`: any mapping) carries but its strategy ignores:
-    prune=full takes a ratio only so that `-m prune=full,infobatch prune.ratio=...` composes, a
-    target_saving replaces the ratio (but SeTa's, which still sizes its epoch 0 and partial
-    annealing), and max_ratio bounds InfoBatch's budget mode only."""
-    name, budget = cfg["name"], cfg.get("target_saving") is not None
-    if name == "full":
-        return {"ratio", "target_saving"}
-    ignored = {"ratio"} if budget and name != "seta" else set()
-    if name == "infobatch" and not budget:
-        ignored.add("max_ratio")
-    return ignored
+    """The prune keys a config (or a summary's `prune`: any mapping) carries but its strategy ignores,
+    as the strategy says (Strategy.ignored_params); one not installed here is read by the base rule."""
+    return registered().get(cfg["name"], Strategy).ignored_params(cfg)
 
 
 def check_budget(strategy: Strategy) -> None:

@@ -12,6 +12,7 @@ torch or numpy RNG. It knows nothing of models, loaders or loggers.
 
 import hashlib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -126,6 +127,13 @@ class Strategy:
         but for parameters that map to the same run_params are one run (sweeps/repeats.py). All of
         them as given, unless a strategy knows better."""
         return params
+
+    @classmethod
+    def ignored_params(cls, params: Mapping) -> set[str]:
+        """The prune keys a config (or a summary's `prune`) carries that this strategy ignores: reports
+        leave them out of a run's parameters and sweeps out of what makes a run. By default the ratio,
+        when a target_saving replaces it."""
+        return {"ratio"} if params.get("target_saving") is not None else set()
 
     def pruned_epochs(self) -> int | None:
         """How many epochs may leave samples out (before annealing), or None where that is not told

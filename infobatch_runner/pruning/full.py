@@ -10,5 +10,9 @@ class Full(Strategy):
         # ratio and target_saving are accepted so that sweeps over them compose with prune=full; ignored.
         super().__init__(num_samples, epochs, seed, device)
 
+    @classmethod
+    def ignored_params(cls, params) -> set[str]:
+        return {"ratio", "target_saving"}
+
     def plan(self, epoch: int) -> Plan:
         return self.full_plan()

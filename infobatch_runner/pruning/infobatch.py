@@ -44,6 +44,12 @@ class InfoBatch(Strategy):
         if self.target is not None:
             self.budget = SkipBudget(self.target, self.max_ratio, epochs, num_samples, self.anneal_from)
 
+    @classmethod
+    def ignored_params(cls, params) -> set[str]:
+        """max_ratio bounds budget mode only."""
+        budget = params.get("target_saving") is not None
+        return super().ignored_params(params) | (set() if budget else {"max_ratio"})
+
     def pruned_epochs(self) -> int:
         return max(self.anneal_from - 1, 0)  # epoch 0 has seen nothing
 

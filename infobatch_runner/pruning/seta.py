@@ -82,6 +82,11 @@ class SeTa(Strategy):
         self.score = torch.full((num_samples,), UNSEEN_SCORE, dtype=torch.float32, device=self.device)
         self.skipped = 0  # samples left out so far: what a target_saving steers
 
+    @classmethod
+    def ignored_params(cls, params) -> set[str]:
+        """None: with a target_saving the ratio still sizes epoch 0 and the partial annealing."""
+        return set()
+
     def kept_budget(self) -> int:
         """The size of each epoch's random subset, floor(keep * N) as published."""
         return floor_count((1.0 - self.ratio) * self.num_samples)
