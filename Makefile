@@ -3,7 +3,7 @@
 #   make test       set up (once), then the test suite (CPU, offline, ~11 minutes on 2 cores; TEST_WORKERS=2)
 #   make docs       the documentation site into site/ (MkDocs, --strict: a broken link fails it)
 #   make bench      the benchmarks (BENCH_ARGS="--device cuda --repeats 2" is passed to each)
-#   make leaderboard  two regimes (8 epochs on all 60k, 16 on 10k): every dynamic strategy and short_schedule at 30/50/70% saved, 4 and 6 seeds (~1.8 h on 2 cores)
+#   make leaderboard  two regimes (8 epochs on all 60k, 16 on 10k): every dynamic strategy and short_schedule at 30/50/70% saved, 4 and 6 seeds (102 minutes on 2 cores, measured)
 #   make gpu-check  every CUDA path in ~8 minutes, a PASS/FAIL table and the figures (GPU_CHECK_ARGS="--device cpu": dry run)
 PYTHON ?= python3
 VENV   := .venv
