@@ -25,7 +25,7 @@ from typing import Callable
 from omegaconf import DictConfig, OmegaConf
 
 from infobatch_runner.errors import first_line
-from infobatch_runner.pruning import ignored_params, registered
+from infobatch_runner.pruning import Strategy, registered
 from infobatch_runner.results.folders import SWEEP_PLAN, is_held
 from infobatch_runner.results.records import write_json_atomic
 
@@ -41,14 +41,13 @@ def what_runs(cfg: DictConfig) -> dict:
     plain = OmegaConf.to_container(cfg, resolve=True)
     plain.pop("resume", None)
     plain.pop("hydra", None)
-    for key in ignored_params(cfg.prune):
-        plain["prune"].pop(key, None)
-    name = plain["prune"].get("name")
-    cls = registered().get(name)
-    if cls is not None:  # the strategy says which of its parameters make a run (short_schedule: whole epochs)
-        params = {k: v for k, v in plain["prune"].items() if k != "name"}
-        epochs = plain.get("trainer", {}).get("epochs")  # every real config has it; a plan's test may not
-        plain["prune"] = {"name": name, **cls.run_params(params, epochs)}
+    prune = plain["prune"]
+    cls = registered().get(prune["name"], Strategy)  # one not installed here: the base rules
+    ignored = cls.ignored_params(prune) | {"name"}
+    params = {k: v for k, v in prune.items() if k not in ignored}
+    epochs = plain.get("trainer", {}).get("epochs")  # every real config has it; a plan's test may not
+    # the strategy says which of its parameters make a run (short_schedule: whole epochs)
+    plain["prune"] = {"name": prune["name"], **cls.run_params(params, epochs)}
     return plain
 
 
